@@ -1,0 +1,207 @@
+# The node's side of one CQL connection, sans I/O: bytes in, events out;
+# messages in, bytes out.
+#
+# Strategy (h11's): receive_data() takes whatever plaintext arrived and
+# returns the events it completed: RequestReceived for a good request,
+# ProtocolViolation for bytes that break the protocol. send() encodes a
+# response. This object owns the framing state and nothing else: the
+# negotiated version (fixed by the first frame in a served version), and the
+# switch to v5 segments once READY or AUTHENTICATE has gone out. What to
+# answer is the node's business (node.py), how bytes move is the server's.
+#
+# Rules: after a fatal violation the connection takes no more input (the
+# caller answers, flushes and closes); a non-fatal one (a bad body in a good
+# frame) is answered on its stream and the connection goes on.
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Mapping, Optional, Sequence, Union
+import uuid
+
+from .errors import ErrorCode, RemoteProtocolError, UnsupportedVersionError
+from .frames import (
+    MAX_FRAME_BODY,
+    FrameFlag,
+    FrameReader,
+    SegmentReader,
+    encode_frame,
+    encode_segments,
+)
+from .messages import Authenticate, Error, Ready, Request, Response, decode_message
+from .wire import Reader, Writer
+
+__all__ = ["ServerConnection", "RequestReceived", "ProtocolViolation", "ConnectionEvent"]
+
+DEFAULT_VERSIONS = (3, 4, 5)
+
+
+@dataclass(frozen=True)
+class RequestReceived:
+    """A whole, well-formed request."""
+
+    stream: int
+    version: int
+    message: Request
+    tracing: bool = False
+    custom_payload: Optional[Mapping[str, Optional[bytes]]] = None
+    length: int = 0  # the frame's body length, for the activity log
+
+
+@dataclass(frozen=True)
+class ProtocolViolation:
+    """Bytes that break the protocol; answer() gives the ERROR frame to send."""
+
+    error: RemoteProtocolError
+    stream: int
+    version: int  # the frame version to answer in
+    fatal: bool
+    opcode: Optional[int] = None
+
+    @property
+    def message(self) -> str:
+        return str(self.error)
+
+
+ConnectionEvent = Union[RequestReceived, ProtocolViolation]
+
+
+class ServerConnection:
+    """Framing state of one connection, as seen from the node."""
+
+    def __init__(
+        self, *, versions: Sequence[int] = DEFAULT_VERSIONS, max_frame_body: int = MAX_FRAME_BODY
+    ) -> None:
+        if not versions or any(v not in (3, 4, 5) for v in versions):
+            raise ValueError(f"served protocol versions must be among 3, 4 and 5, got {tuple(versions)!r}")
+        self.versions = tuple(sorted(set(versions)))
+        self.version: Optional[int] = None
+        self.segments = False  # v5 framing is on, both ways
+        self.broken = False  # a fatal violation happened: no more input
+        self._frames = FrameReader(versions=self.versions, max_body=max_frame_body)
+        self._segments: Optional[SegmentReader] = None
+
+    # -- input -----------------------------------------------------------------
+    def receive_data(self, data: bytes) -> List[ConnectionEvent]:
+        if self.broken:
+            return []
+        events: List[ConnectionEvent] = []
+        try:
+            if self._segments is not None:
+                self._segments.feed(data)
+                for payload in self._segments.payloads():
+                    self._frames.feed(payload)
+            else:
+                self._frames.feed(data)
+        except RemoteProtocolError as exc:
+            return [self._violation(exc)]
+        while not self.broken:
+            try:
+                frame = self._frames.next_frame()
+            except RemoteProtocolError as exc:
+                events.append(self._violation(exc))
+                continue
+            if frame is None:
+                break
+            events.append(self._decode(frame.header, frame.body))
+        return events
+
+    def _violation(self, exc: RemoteProtocolError) -> ProtocolViolation:
+        if isinstance(exc, UnsupportedVersionError):
+            version = exc.answer_version
+        else:
+            version = self.version or self.versions[-1]
+        if exc.fatal:
+            self.broken = True
+        return ProtocolViolation(error=exc, stream=exc.stream, version=version, fatal=exc.fatal)
+
+    def _decode(self, header, body: bytes) -> ConnectionEvent:  # type: ignore[no-untyped-def]
+        if self.version is None:
+            self.version = header.version
+        elif header.version != self.version:
+            return self._violation(
+                RemoteProtocolError(
+                    f"invalid message version: got v{header.version} but previous messages "
+                    f"on this connection had version v{self.version}",
+                    stream=header.stream,
+                )
+            )
+        if header.flags & FrameFlag.COMPRESSION:
+            return self._violation(
+                RemoteProtocolError(
+                    f"frame on stream {header.stream} has the compression flag set, but no "
+                    f"compression was negotiated in STARTUP",
+                    stream=header.stream,
+                    fatal=False,
+                )
+            )
+        custom_payload = None
+        try:
+            if header.flags & FrameFlag.CUSTOM_PAYLOAD:
+                reader = Reader(body, "custom payload")
+                custom_payload = reader.bytes_map("custom payload")
+                body = reader.rest()
+            message = decode_message(header.opcode, body, header.version)
+        except RemoteProtocolError as exc:
+            # A bad body inside a sound frame: answer its stream, go on.
+            return ProtocolViolation(
+                error=exc, stream=header.stream, version=header.version,
+                fatal=False, opcode=header.opcode,
+            )
+        return RequestReceived(
+            stream=header.stream,
+            version=header.version,
+            message=message,  # type: ignore[arg-type]
+            tracing=bool(header.flags & FrameFlag.TRACING),
+            custom_payload=custom_payload,
+            length=len(body),
+        )
+
+    # -- output ----------------------------------------------------------------
+    def send(
+        self,
+        stream: int,
+        message: Response,
+        *,
+        version: Optional[int] = None,
+        tracing_id: Optional[uuid.UUID] = None,
+        warnings: Sequence[str] = (),
+        custom_payload: Optional[Mapping[str, Optional[bytes]]] = None,
+    ) -> bytes:
+        """Encode `message` as the answer on `stream` (-1 for events)."""
+        version = version or self.version or self.versions[-1]
+        flags = 0
+        prefix = Writer()
+        if tracing_id is not None:
+            flags |= FrameFlag.TRACING
+            prefix.uuid_value(tracing_id, "tracing id")
+        if warnings:
+            flags |= FrameFlag.WARNING
+            prefix.string_list(list(warnings), "warnings")
+        if custom_payload is not None:
+            flags |= FrameFlag.CUSTOM_PAYLOAD
+            prefix.bytes_map(custom_payload, "custom payload")
+        body = prefix.getvalue() + message.encode_body(version)
+        frame = encode_frame(version, stream, message.opcode, body, flags=int(flags))
+        if self.segments:
+            frame = encode_segments(frame)
+        elif version >= 5 and isinstance(message, (Ready, Authenticate)):
+            self._switch_to_segments()
+        return frame
+
+    def error_frame(self, violation: ProtocolViolation) -> bytes:
+        """The ERROR frame that answers `violation`, in a version the client reads."""
+        return self.send(
+            violation.stream,
+            Error(code=ErrorCode.PROTOCOL_ERROR, message=violation.message),
+            version=violation.version,
+        )
+
+    def _switch_to_segments(self) -> None:
+        # From here on both directions use segments (v5 spec, section 2.3).
+        # Bytes the client sent after the frame that led here are segments too.
+        self.segments = True
+        self._segments = SegmentReader()
+        leftover = self._frames.take_buffer()
+        if leftover:
+            self._segments.feed(leftover)
+

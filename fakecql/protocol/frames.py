@@ -1,0 +1,330 @@
+# Framing: the 9-byte frame header of protocol v3-v5 (spec section 2) and the
+# checksummed segments that wrap frames in v5 once READY or AUTHENTICATE has
+# been sent (native_protocol_v5.spec section 2).
+#
+# Strategy: bytes in, whole frames out. FrameReader and SegmentReader keep a
+# buffer, return None when they need more data, and raise RemoteProtocolError
+# when the bytes cannot be a frame or a segment. The declared body length is
+# checked against the limit as soon as the header is complete, before the
+# body is waited for or allocated. Nothing here knows which versions a node
+# serves; the connection layer decides that.
+from __future__ import annotations
+
+import enum
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+from .errors import (
+    FrameTooLargeError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    UnsupportedVersionError,
+)
+
+__all__ = [
+    "Opcode",
+    "FrameFlag",
+    "FrameHeader",
+    "Frame",
+    "FrameReader",
+    "SegmentReader",
+    "HEADER_SIZE",
+    "MAX_FRAME_BODY",
+    "MAX_SEGMENT_PAYLOAD",
+    "encode_frame",
+    "encode_segments",
+    "crc24",
+    "crc32",
+]
+
+HEADER_SIZE = 9
+MAX_FRAME_BODY = 256 * 1024 * 1024  # the spec's limit, in bytes
+RESPONSE_BIT = 0x80
+_HEADER = struct.Struct(">BBhBi")
+
+
+class Opcode(enum.IntEnum):
+    ERROR = 0x00
+    STARTUP = 0x01
+    READY = 0x02
+    AUTHENTICATE = 0x03
+    OPTIONS = 0x05
+    SUPPORTED = 0x06
+    QUERY = 0x07
+    RESULT = 0x08
+    PREPARE = 0x09
+    EXECUTE = 0x0A
+    REGISTER = 0x0B
+    EVENT = 0x0C
+    BATCH = 0x0D
+    AUTH_CHALLENGE = 0x0E
+    AUTH_RESPONSE = 0x0F
+    AUTH_SUCCESS = 0x10
+
+
+_OPCODES = frozenset(int(o) for o in Opcode)
+
+
+class FrameFlag(enum.IntFlag):
+    COMPRESSION = 0x01
+    TRACING = 0x02
+    CUSTOM_PAYLOAD = 0x04
+    WARNING = 0x08
+    USE_BETA = 0x10
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    """The fixed 9 bytes in front of every frame body."""
+
+    version: int
+    flags: int
+    stream: int
+    opcode: int
+    length: int
+    is_response: bool = False
+
+    def encode(self) -> bytes:
+        if not 0 < self.version < RESPONSE_BIT:
+            raise LocalProtocolError(f"frame version must be in [1, 127], got {self.version}")
+        version_byte = self.version | (RESPONSE_BIT if self.is_response else 0)
+        try:
+            return _HEADER.pack(version_byte, self.flags, self.stream, self.opcode, self.length)
+        except struct.error as exc:
+            raise LocalProtocolError(f"cannot encode frame header {self}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Frame:
+    header: FrameHeader
+    body: bytes
+
+
+def encode_frame(
+    version: int,
+    stream: int,
+    opcode: int,
+    body: bytes,
+    *,
+    flags: int = 0,
+    is_response: bool = True,
+) -> bytes:
+    """One whole frame: header then body."""
+    header = FrameHeader(version, flags, stream, opcode, len(body), is_response)
+    return header.encode() + body
+
+
+def _describe(data: bytes) -> str:
+    return data[:HEADER_SIZE].hex(" ")
+
+
+class FrameReader:
+    """Cuts a byte stream into frames.
+
+    `versions` are the protocol versions accepted; a frame in another version
+    raises UnsupportedVersionError as soon as its first byte is in, since the
+    rest of its header cannot be trusted to have our layout. `expect_response`
+    says which direction the frames travel (a node reads requests: the
+    response bit must be clear).
+    """
+
+    def __init__(
+        self,
+        *,
+        versions: Sequence[int] = (3, 4, 5),
+        max_body: int = MAX_FRAME_BODY,
+        expect_response: bool = False,
+    ) -> None:
+        self._buf = bytearray()
+        self._header: Optional[FrameHeader] = None
+        self._discard = 0
+        self.versions = tuple(versions)
+        self.max_body = max_body
+        self.expect_response = expect_response
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def take_buffer(self) -> bytes:
+        """Remove and return the bytes not yet parsed (framing switches to segments)."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
+    def next_frame(self) -> Optional[Frame]:
+        """The next whole frame, or None if more bytes are needed."""
+        if self._discard:
+            dropped = min(self._discard, len(self._buf))
+            del self._buf[:dropped]
+            self._discard -= dropped
+            if self._discard:
+                return None
+        header = self._header
+        if header is None:
+            if not self._buf:
+                return None
+            self._check_version_byte()
+            if len(self._buf) < HEADER_SIZE:
+                return None
+            header = self._parse_header()
+            self._header = header
+        end = HEADER_SIZE + header.length
+        if len(self._buf) < end:
+            return None
+        body = bytes(self._buf[HEADER_SIZE:end])
+        del self._buf[:end]
+        self._header = None
+        return Frame(header, body)
+
+    def _check_version_byte(self) -> None:
+        version_byte = self._buf[0]
+        is_response = bool(version_byte & RESPONSE_BIT)
+        if is_response != self.expect_response:
+            wanted = "response" if self.expect_response else "request"
+            raise RemoteProtocolError(
+                f"bad version byte 0x{version_byte:02x} in frame header "
+                f"[{_describe(self._buf)}]: its direction bit says "
+                f"{'response' if is_response else 'request'}, expected a {wanted}"
+            )
+        version = version_byte & ~RESPONSE_BIT
+        if version not in self.versions:
+            # Answer on the request's stream where the layout lets us find it:
+            # v3+ (and DSE versions) keep a 2-byte stream at offset 2, v1/v2 a
+            # 1-byte one.
+            stream = 0
+            if version >= 3 and len(self._buf) >= 4:
+                stream = struct.unpack_from(">h", self._buf, 2)[0]
+            elif version < 3 and len(self._buf) >= 3:
+                stream = struct.unpack_from(">b", self._buf, 2)[0]
+            raise UnsupportedVersionError(version, self.versions, stream=max(stream, 0))
+
+    def _parse_header(self) -> FrameHeader:
+        version_byte, flags, stream, opcode, length = _HEADER.unpack_from(self._buf)
+        header = FrameHeader(
+            version_byte & ~RESPONSE_BIT, flags, stream, opcode, length,
+            bool(version_byte & RESPONSE_BIT),
+        )
+        if length < 0:
+            raise RemoteProtocolError(
+                f"negative body length {length} in frame header [{_describe(self._buf)}]",
+                stream=stream,
+            )
+        if length > self.max_body:
+            raise FrameTooLargeError(length, self.max_body, stream=stream)
+        if opcode not in _OPCODES:
+            # The length is sound: skip this frame's body and let the caller
+            # answer its stream, then go on with the next frame.
+            del self._buf[:HEADER_SIZE]
+            self._discard = length
+            raise RemoteProtocolError(
+                f"unknown opcode 0x{opcode:02x} in frame header (version "
+                f"{header.version}, stream {stream}, length {length})",
+                stream=stream,
+                fatal=False,
+            )
+        return header
+
+
+# --------------------------------------------------------------------------
+# v5 segments
+# --------------------------------------------------------------------------
+
+MAX_SEGMENT_PAYLOAD = (1 << 17) - 1
+_CRC24_INIT = 0x875060
+_CRC24_POLY = 0x1974F0B
+_CRC32_SEED = zlib.crc32(b"\xfa\x2d\x55\xca")
+_SEGMENT_HEADER = 3  # uncompressed format: 17 bits length, 1 bit self-contained, 6 padding
+_SEGMENT_OVERHEAD = _SEGMENT_HEADER + 3 + 4
+
+
+def crc24(value: int, length: int) -> int:
+    """CRC-24 over the `length` low bytes of `value`, least significant first."""
+    crc = _CRC24_INIT
+    for _ in range(length):
+        crc ^= (value & 0xFF) << 16
+        value >>= 8
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= _CRC24_POLY
+    return crc & 0xFFFFFF
+
+
+def crc32(payload: bytes) -> int:
+    """CRC-32 of a segment payload, seeded as the v5 spec says."""
+    return zlib.crc32(payload, _CRC32_SEED) & 0xFFFFFFFF
+
+
+def _one_segment(payload: bytes, self_contained: bool) -> bytes:
+    header = len(payload) | ((1 << 17) if self_contained else 0)
+    return (
+        header.to_bytes(3, "little")
+        + crc24(header, 3).to_bytes(3, "little")
+        + payload
+        + crc32(payload).to_bytes(4, "little")
+    )
+
+
+def encode_segments(frames: bytes) -> bytes:
+    """Wrap encoded frames in uncompressed segments.
+
+    Whole frames that fit go in one self-contained segment; a frame longer
+    than a segment's payload is cut into non-self-contained segments.
+    """
+    if len(frames) <= MAX_SEGMENT_PAYLOAD:
+        return _one_segment(frames, True)
+    return b"".join(
+        _one_segment(frames[i : i + MAX_SEGMENT_PAYLOAD], False)
+        for i in range(0, len(frames), MAX_SEGMENT_PAYLOAD)
+    )
+
+
+class SegmentReader:
+    """Cuts a byte stream into v5 segment payloads, checking both CRCs."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def next_payload(self) -> Optional[bytes]:
+        """The payload of the next whole segment, or None if more bytes are needed."""
+        if len(self._buf) < 6:
+            return None
+        header = int.from_bytes(self._buf[0:3], "little")
+        expected = crc24(header, 3)
+        received = int.from_bytes(self._buf[3:6], "little")
+        if received != expected:
+            raise RemoteProtocolError(
+                f"segment header CRC24 mismatch: header {bytes(self._buf[0:3]).hex()} has "
+                f"CRC 0x{received:06x}, expected 0x{expected:06x}"
+            )
+        length = header & MAX_SEGMENT_PAYLOAD
+        end = 6 + length + 4
+        if len(self._buf) < end:
+            return None
+        payload = bytes(self._buf[6 : 6 + length])
+        received = int.from_bytes(self._buf[6 + length : end], "little")
+        expected = crc32(payload)
+        del self._buf[:end]
+        if received != expected:
+            raise RemoteProtocolError(
+                f"segment payload CRC32 mismatch on {length} bytes: got 0x{received:08x}, "
+                f"expected 0x{expected:08x}"
+            )
+        return payload
+
+    def payloads(self) -> List[bytes]:
+        out = []
+        while True:
+            payload = self.next_payload()
+            if payload is None:
+                return out
+            out.append(payload)
