@@ -1,0 +1,59 @@
+"""fakecql: a fake Cassandra/Scylla node with real TLS, for testing CQL drivers.
+
+    from fakecql import CQLServer, TLSConfig, client_context
+    ca = trustme.CA()
+    with CQLServer(tls=TLSConfig.create(ca)) as node:
+        ctx = client_context(ca, check_hostname=True)
+        Cluster([node.host], port=node.port, ssl_context=ctx).connect()
+"""
+from .activity import (
+    ActivityLog,
+    ConnectionClosed,
+    ConnectionOpened,
+    FaultApplied,
+    FrameReceived,
+    HandshakeCompleted,
+    HandshakeFailed,
+    Incident,
+    ProtocolIncident,
+    ServerException,
+    UnexpectedRequest,
+)
+from .faults import Fault, FaultPlan, ResetConnection, StallHandshake, StopReading
+from .node import Node, NodeIdentity, PasswordAuth, Priming
+from .protocol.errors import ErrorCode, FakeCQLError
+from .schema import Schema
+from .server import CQLServer, UnexpectedActivityError
+from .tls import ClientAuth, TLSConfig, client_context, write_client_files
+
+__all__ = [
+    "CQLServer",
+    "UnexpectedActivityError",
+    "TLSConfig",
+    "ClientAuth",
+    "client_context",
+    "write_client_files",
+    "Node",
+    "NodeIdentity",
+    "PasswordAuth",
+    "Priming",
+    "Schema",
+    "ErrorCode",
+    "FakeCQLError",
+    "Fault",
+    "FaultPlan",
+    "StallHandshake",
+    "StopReading",
+    "ResetConnection",
+    "ActivityLog",
+    "ConnectionOpened",
+    "ConnectionClosed",
+    "HandshakeCompleted",
+    "HandshakeFailed",
+    "FrameReceived",
+    "FaultApplied",
+    "Incident",
+    "ProtocolIncident",
+    "UnexpectedRequest",
+    "ServerException",
+]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import List, Mapping, Optional, Sequence, Union
 import uuid
 
-from .errors import ErrorCode, RemoteProtocolError, UnsupportedVersionError
+from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError, UnsupportedVersionError
 from .frames import (
     MAX_FRAME_BODY,
     FrameFlag,
@@ -109,7 +109,8 @@ class ServerConnection:
         if isinstance(exc, UnsupportedVersionError):
             version = exc.answer_version
         else:
-            version = self.version or self.versions[-1]
+            # A refused first frame is answered in its own (served) version.
+            version = self.version or self._frames.last_version or self.versions[-1]
         if exc.fatal:
             self.broken = True
         return ProtocolViolation(error=exc, stream=exc.stream, version=version, fatal=exc.fatal)
@@ -125,7 +126,9 @@ class ServerConnection:
                     stream=header.stream,
                 )
             )
-        if header.flags & FrameFlag.COMPRESSION:
+        # v5 compresses segments, not envelopes: its envelope flag is
+        # "deprecated and ignored" (v5 spec 2.4.1.2).
+        if header.flags & FrameFlag.COMPRESSION and header.version < 5:
             return self._violation(
                 RemoteProtocolError(
                     f"frame on stream {header.stream} has the compression flag set, but no "
@@ -137,6 +140,12 @@ class ServerConnection:
         custom_payload = None
         try:
             if header.flags & FrameFlag.CUSTOM_PAYLOAD:
+                if header.version < 4:
+                    raise RemoteProtocolError(
+                        f"frame on stream {header.stream} has the custom payload flag (0x04), "
+                        f"which needs protocol v4 or later, not v{header.version}",
+                        fatal=False,
+                    )
                 reader = Reader(body, "custom payload")
                 custom_payload = reader.bytes_map("custom payload")
                 body = reader.rest()
@@ -153,7 +162,7 @@ class ServerConnection:
             message=message,  # type: ignore[arg-type]
             tracing=bool(header.flags & FrameFlag.TRACING),
             custom_payload=custom_payload,
-            length=len(body),
+            length=header.length,
         )
 
     # -- output ----------------------------------------------------------------
@@ -174,6 +183,10 @@ class ServerConnection:
         if tracing_id is not None:
             flags |= FrameFlag.TRACING
             prefix.uuid_value(tracing_id, "tracing id")
+        if (warnings or custom_payload is not None) and version < 4:
+            raise LocalProtocolError(
+                f"warnings and a custom payload need protocol v4 or later, not v{version}"
+            )
         if warnings:
             flags |= FrameFlag.WARNING
             prefix.string_list(list(warnings), "warnings")

@@ -93,8 +93,12 @@ class UnsupportedVersionError(RemoteProtocolError):
         )
         self.requested = requested
         self.served = tuple(served)
-        if requested > served[-1]:
-            self.answer_version: int = served[-1]
+        if requested in (1, 2):
+            # A v1/v2 client reads only the 8-byte header of its own version;
+            # Cassandra answers it in that version.
+            self.answer_version: int = requested
+        elif requested > served[-1]:
+            self.answer_version = served[-1]
         else:
             self.answer_version = served[0]
 

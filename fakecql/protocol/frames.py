@@ -43,6 +43,7 @@ HEADER_SIZE = 9
 MAX_FRAME_BODY = 256 * 1024 * 1024  # the spec's limit, in bytes
 RESPONSE_BIT = 0x80
 _HEADER = struct.Struct(">BBhBi")
+_HEADER_V1_V2 = struct.Struct(">BBbBi")  # 1-byte stream: only to refuse v1/v2 clients
 
 
 class Opcode(enum.IntEnum):
@@ -90,8 +91,9 @@ class FrameHeader:
         if not 0 < self.version < RESPONSE_BIT:
             raise LocalProtocolError(f"frame version must be in [1, 127], got {self.version}")
         version_byte = self.version | (RESPONSE_BIT if self.is_response else 0)
+        layout = _HEADER if self.version >= 3 else _HEADER_V1_V2
         try:
-            return _HEADER.pack(version_byte, self.flags, self.stream, self.opcode, self.length)
+            return layout.pack(version_byte, self.flags, self.stream, self.opcode, self.length)
         except struct.error as exc:
             raise LocalProtocolError(f"cannot encode frame header {self}: {exc}") from None
 
@@ -124,8 +126,10 @@ class FrameReader:
     """Cuts a byte stream into frames.
 
     `versions` are the protocol versions accepted; a frame in another version
-    raises UnsupportedVersionError as soon as its first byte is in, since the
-    rest of its header cannot be trusted to have our layout. `expect_response`
+    raises UnsupportedVersionError as soon as the bytes up to its stream id
+    are in, without waiting for a whole header (a v1/v2 header is 8 bytes
+    long), so that the answer does not depend on how the bytes were cut.
+    `expect_response`
     says which direction the frames travel (a node reads requests: the
     response bit must be clear).
     """
@@ -140,6 +144,7 @@ class FrameReader:
         self._buf = bytearray()
         self._header: Optional[FrameHeader] = None
         self._discard = 0
+        self.last_version: Optional[int] = None  # of the last header parsed, even a refused one
         self.versions = tuple(versions)
         self.max_body = max_body
         self.expect_response = expect_response
@@ -169,8 +174,7 @@ class FrameReader:
         if header is None:
             if not self._buf:
                 return None
-            self._check_version_byte()
-            if len(self._buf) < HEADER_SIZE:
+            if not self._check_version_byte() or len(self._buf) < HEADER_SIZE:
                 return None
             header = self._parse_header()
             self._header = header
@@ -182,7 +186,8 @@ class FrameReader:
         self._header = None
         return Frame(header, body)
 
-    def _check_version_byte(self) -> None:
+    def _check_version_byte(self) -> bool:
+        """Refuse a bad version byte; False while an unsupported one awaits its stream id."""
         version_byte = self._buf[0]
         is_response = bool(version_byte & RESPONSE_BIT)
         if is_response != self.expect_response:
@@ -194,15 +199,16 @@ class FrameReader:
             )
         version = version_byte & ~RESPONSE_BIT
         if version not in self.versions:
-            # Answer on the request's stream where the layout lets us find it:
-            # v3+ (and DSE versions) keep a 2-byte stream at offset 2, v1/v2 a
-            # 1-byte one.
-            stream = 0
-            if version >= 3 and len(self._buf) >= 4:
+            # Answer on the request's stream: v3+ (and DSE versions) keep a
+            # 2-byte stream at offset 2, v1/v2 a 1-byte one.
+            if len(self._buf) < (4 if version >= 3 else 3):
+                return False
+            if version >= 3:
                 stream = struct.unpack_from(">h", self._buf, 2)[0]
-            elif version < 3 and len(self._buf) >= 3:
+            else:
                 stream = struct.unpack_from(">b", self._buf, 2)[0]
             raise UnsupportedVersionError(version, self.versions, stream=max(stream, 0))
+        return True
 
     def _parse_header(self) -> FrameHeader:
         version_byte, flags, stream, opcode, length = _HEADER.unpack_from(self._buf)
@@ -210,6 +216,7 @@ class FrameReader:
             version_byte & ~RESPONSE_BIT, flags, stream, opcode, length,
             bool(version_byte & RESPONSE_BIT),
         )
+        self.last_version = header.version
         if length < 0:
             raise RemoteProtocolError(
                 f"negative body length {length} in frame header [{_describe(self._buf)}]",

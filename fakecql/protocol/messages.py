@@ -117,6 +117,13 @@ def _consistency(reader: Reader, what: str) -> Consistency:
         ) from None
 
 
+def _bound_value(reader: Reader, version: int, what: str) -> Value:
+    """A bound value: [value] from v4 on; in v3 a [bytes], where any negative length is null."""
+    if version < 4:
+        return reader.nullable_bytes(what)
+    return reader.value(what)
+
+
 def _check(condition: bool, message: str, field_name: Optional[str] = None) -> None:
     if not condition:
         raise LocalProtocolError(message, field=field_name)
@@ -299,13 +306,7 @@ class QueryParameters:
             for i in range(count):
                 if names is not None:
                     names.append(reader.string(f"value name {i}"))
-                value = reader.value(f"value {i}")
-                if value is UNSET and version < 4:
-                    raise RemoteProtocolError(
-                        f"garbage in {reader.what}: value {i} is UNSET (-2), which needs "
-                        f"protocol v4", fatal=False,
-                    )
-                values.append(value)
+                values.append(_bound_value(reader, version, f"value {i}"))
         elif flags & _QueryFlag.NAMES_FOR_VALUES:
             names = []
         page_size = reader.int32("page size") if flags & _QueryFlag.PAGE_SIZE else None
@@ -455,6 +456,8 @@ class Batch(Request):
                 out.short_bytes(statement.query_id or b"", f"statement {i} id")
             out.short(len(statement.values), f"statement {i} value count")
             for j, value in enumerate(statement.values):
+                if value is UNSET:
+                    _check(version >= 4, "UNSET values need protocol v4 or later")
                 out.value(value, f"statement {i} value {j}")
         out.short(int(self.consistency), "consistency")
         flags = 0
@@ -506,7 +509,9 @@ class Batch(Request):
                     fatal=False,
                 )
             n_values = reader.short(f"statement {i} value count")
-            values = tuple(reader.value(f"statement {i} value {j}") for j in range(n_values))
+            values = tuple(
+                _bound_value(reader, version, f"statement {i} value {j}") for j in range(n_values)
+            )
             statements.append(BatchStatement(query=query, query_id=query_id, values=values))
         consistency = _consistency(reader, "consistency")
         flags = reader.uint32("batch flags") if version >= 5 else reader.byte("batch flags")
@@ -1260,14 +1265,17 @@ _RESULT_KINDS: Dict[int, Type[Result]] = {
 # EVENT
 # --------------------------------------------------------------------------
 
+_TOPOLOGY_CHANGES = ("NEW_NODE", "REMOVED_NODE", "MOVED_NODE")  # MOVED_NODE: v3 spec 4.2.6
+
+
 @dataclass(**_FROZEN)
 class TopologyChange:
-    change: str  # NEW_NODE, REMOVED_NODE
+    change: str  # NEW_NODE, REMOVED_NODE, MOVED_NODE
     address: InetAddress
     port: int
 
     def __post_init__(self) -> None:
-        _check(self.change in ("NEW_NODE", "REMOVED_NODE"), f"topology change must be NEW_NODE or REMOVED_NODE, got {self.change!r}")
+        _check(self.change in _TOPOLOGY_CHANGES, f"topology change must be one of {_TOPOLOGY_CHANGES}, got {self.change!r}")
 
 
 @dataclass(**_FROZEN)

@@ -823,8 +823,9 @@ def parse_type(text: str, *, user_types: Optional[Mapping[str, UserType]] = None
 
     index = 0
 
-    def fail(expected: str) -> LocalProtocolError:
-        where = tokens[index][0] if index < len(tokens) else len(text)
+    def fail(expected: str, where: Optional[int] = None) -> LocalProtocolError:
+        if where is None:
+            where = tokens[index][0] if index < len(tokens) else len(text)
         return LocalProtocolError(f"bad CQL type {text!r}: expected {expected} at position {where}")
 
     def expect(punct: str) -> None:
@@ -839,12 +840,12 @@ def parse_type(text: str, *, user_types: Optional[Mapping[str, UserType]] = None
             raise fail("less nesting")
         if index >= len(tokens):
             raise fail("a type name")
-        _, kind, word = tokens[index]
+        start, kind, word = tokens[index]
         index += 1
         if kind == "custom":
             return CustomType(word)
         if kind != "word":
-            raise fail("a type name")
+            raise fail("a type name", start)
         if word == "frozen":
             expect("<")
             inner = one(depth + 1)
@@ -876,7 +877,7 @@ def parse_type(text: str, *, user_types: Optional[Mapping[str, UserType]] = None
             return NATIVE_TYPES[word]
         if user_types and word in user_types:
             return _with_frozen(user_types[word], frozen=False)
-        raise fail(f"a known type name, not {word!r}")
+        raise fail(f"a known type name, not {word!r}", start)
 
     result = one(0)
     if index != len(tokens):

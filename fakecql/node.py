@@ -1,0 +1,769 @@
+# What a node answers: the CQL semantics of the fake node, sans I/O.
+#
+# Strategy: Node holds what is shared by all connections (identity, schema,
+# primed answers, prepared statements, credentials); NodeSession holds what
+# one connection negotiated (started, authenticated, keyspace, registered
+# events). NodeSession.handle() turns one decoded request into exactly one
+# response. Primed answers win over everything; then the built-in tables
+# (system.local, system.peers[_v2], system_schema.*, tables a test added);
+# anything else gets empty rows and is logged as an UnexpectedRequest, so
+# the fixture can fail the test that did not expect it.
+#
+# Rules: answers follow what Cassandra 4 / Scylla answer (the error codes
+# and the message wording drivers look for); a mistake in the test's own
+# priming raises at once with a message naming it.
+from __future__ import annotations
+
+import decimal
+import hashlib
+import ipaddress
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Pattern,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+from . import cql
+from .activity import ActivityLog, ProtocolIncident, UnexpectedRequest
+from .protocol.errors import ErrorCode
+from .protocol.messages import (
+    AuthResponse,
+    AuthSuccess,
+    Authenticate,
+    Batch,
+    ColumnSpec,
+    Error,
+    Execute,
+    Options,
+    Prepare,
+    PreparedMetadata,
+    PreparedResult,
+    Query,
+    QueryParameters,
+    Ready,
+    Register,
+    Request,
+    Response,
+    RowsMetadata,
+    RowsResult,
+    SetKeyspaceResult,
+    Startup,
+    Supported,
+    UnpreparedInfo,
+    VoidResult,
+    _ErrorInfo,
+)
+from .protocol.types import BIGINT, BLOB, INT, CqlType, parse_type
+from .protocol.wire import UNSET
+from .schema import Schema, TableDef
+
+__all__ = ["Node", "NodeSession", "NodeIdentity", "PasswordAuth", "Priming"]
+
+PASSWORD_AUTHENTICATOR = "org.apache.cassandra.auth.PasswordAuthenticator"
+EVENT_TYPES = ("TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE", "CLIENT_ROUTES_CHANGE")
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """Who the node says it is in system.local."""
+
+    cluster_name: str = "fakecql"
+    data_center: str = "datacenter1"
+    rack: str = "rack1"
+    release_version: str = "4.0.11"
+    cql_version: str = "3.4.5"
+    host_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    tokens: Tuple[str, ...] = ("-9223372036854775808",)
+    partitioner: str = "org.apache.cassandra.dht.Murmur3Partitioner"
+
+
+@dataclass(frozen=True)
+class PasswordAuth:
+    """PasswordAuthenticator credentials the node accepts (SASL PLAIN)."""
+
+    username: str
+    password: str
+
+    @classmethod
+    def parse(cls, text: str) -> "PasswordAuth":
+        """'user:password' -> PasswordAuth (the CLI's --auth)."""
+        username, sep, password = text.partition(":")
+        if not sep or not username:
+            raise ValueError(f"credentials must look like USER:PASSWORD, got {text!r}")
+        return cls(username, password)
+
+
+class _PrimedAnswer:
+    """What a Priming answers with; built by its then_*() methods."""
+
+    def respond(self, node: "Node", statement: cql.Statement) -> Response:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class _Rows(_PrimedAnswer):
+    columns: Tuple[Tuple[str, CqlType], ...]
+    rows: Tuple[Tuple[Any, ...], ...]
+
+    def respond(self, node: "Node", statement: cql.Statement) -> Response:
+        keyspace, table = "fakecql", "primed"
+        if isinstance(statement, (cql.Select, cql.Insert)):
+            keyspace, table = statement.keyspace or keyspace, statement.table
+        specs = tuple(ColumnSpec(keyspace=keyspace, table=table, name=n, type=t) for n, t in self.columns)
+        cells = tuple(
+            tuple(None if v is None else t.serialize(v) for (_, t), v in zip(self.columns, row))
+            for row in self.rows
+        )
+        return RowsResult(metadata=RowsMetadata(columns=specs), rows=cells)
+
+
+@dataclass(frozen=True)
+class _Fixed(_PrimedAnswer):
+    response: Response
+
+    def respond(self, node: "Node", statement: cql.Statement) -> Response:
+        return self.response
+
+
+QueryMatcher = Union[str, Pattern[str], Callable[[str], bool]]
+
+
+class Priming:
+    """A primed answer: node.when_query(...).then_rows(...) / then_error(...) / then_void()."""
+
+    def __init__(self, matcher: QueryMatcher, *, times: Optional[int], params: Optional[Mapping[str, str]]) -> None:
+        if isinstance(matcher, str):
+            self.description = repr(cql.normalize_query(matcher))
+            wanted = cql.normalize_query(matcher)
+            self._match: Callable[[str], bool] = lambda q: q == wanted
+        elif isinstance(matcher, re.Pattern):
+            self.description = f"re {matcher.pattern!r}"
+            self._match = lambda q: matcher.search(q) is not None
+        elif callable(matcher):
+            self.description = getattr(matcher, "__name__", repr(matcher))
+            self._match = matcher
+        else:
+            raise TypeError(f"when_query() takes a str, a compiled re or a callable, got {matcher!r}")
+        if times is not None and (not isinstance(times, int) or times < 1):
+            raise ValueError(f"times must be a positive integer or None, got {times!r}")
+        self.times = times
+        self.matched = 0
+        self.params: Tuple[Tuple[str, CqlType], ...] = tuple(
+            (name, parse_type(type_text)) for name, type_text in (params or {}).items()
+        )
+        self.answer: Optional[_PrimedAnswer] = None
+
+    def matches(self, normalized_query: str) -> bool:
+        if self.answer is None or (self.times is not None and self.matched >= self.times):
+            return False
+        return bool(self._match(normalized_query))
+
+    def then_rows(
+        self,
+        rows: Iterable[Union[Mapping[str, Any], Sequence[Any]]] = (),
+        *,
+        columns: Mapping[str, str],
+    ) -> "Priming":
+        """Answer with these rows; `columns` maps each column name to its CQL type."""
+        if not columns:
+            raise ValueError("then_rows() needs columns={name: cql_type, ...}")
+        typed = tuple((name, parse_type(type_text)) for name, type_text in columns.items())
+        names = [name for name, _ in typed]
+        table = []
+        for i, row in enumerate(rows):
+            if isinstance(row, Mapping):
+                unknown = set(row) - set(names)
+                if unknown:
+                    raise ValueError(f"row {i} has columns {sorted(unknown)} not in columns {names}")
+                values = tuple(row.get(name) for name in names)
+            else:
+                values = tuple(row)
+                if len(values) != len(names):
+                    raise ValueError(f"row {i} has {len(values)} values for the {len(names)} columns {names}")
+            for (name, cql_type), value in zip(typed, values):
+                if value is not None:
+                    cql_type.serialize(value)  # fail now, naming the value, not at query time
+            table.append(values)
+        self.answer = _Rows(typed, tuple(table))
+        return self
+
+    def then_error(self, code: ErrorCode, message: str, info: Optional[_ErrorInfo] = None) -> "Priming":
+        """Answer with an ERROR of this code (and its extra fields)."""
+        self.answer = _Fixed(Error(code=code, message=message, info=info))
+        return self
+
+    def then_void(self) -> "Priming":
+        self.answer = _Fixed(VoidResult())
+        return self
+
+    def then(self, response: Response) -> "Priming":
+        """Answer with any response message."""
+        self.answer = _Fixed(response)
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Priming {self.description} matched {self.matched}x>"
+
+
+@dataclass
+class _Prepared:
+    query: str
+    statement: cql.Statement
+    params: Tuple[ColumnSpec, ...]
+    result_columns: Tuple[ColumnSpec, ...]
+    metadata_id: bytes
+
+
+class _InvalidRequest(Exception):
+    """Answered as an ERROR with this code: the request was well-formed but wrong."""
+
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.INVALID) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Node:
+    """The fake node's state shared by all of its connections."""
+
+    def __init__(
+        self,
+        *,
+        identity: Optional[NodeIdentity] = None,
+        schema: Optional[Schema] = None,
+        auth: Optional[PasswordAuth] = None,
+        activity: Optional[ActivityLog] = None,
+        supported: Optional[Mapping[str, Sequence[str]]] = None,
+    ) -> None:
+        self.identity = identity or NodeIdentity()
+        self.schema = schema or Schema()
+        self.auth = auth
+        self.activity = activity or ActivityLog()
+        self.address = ipaddress.ip_address("127.0.0.1")
+        self.port = 9042
+        self.peers: List[Dict[str, Any]] = []
+        self._supported: Dict[str, List[str]] = {
+            "CQL_VERSION": [self.identity.cql_version],
+            "COMPRESSION": [],
+            "PROTOCOL_VERSIONS": ["3/v3", "4/v4", "5/v5"],
+        }
+        for key, values in (supported or {}).items():
+            self._supported[key] = list(values)
+        self._primings: List[Priming] = []
+        self._prepared: Dict[bytes, _Prepared] = {}
+        self._lock = threading.RLock()
+
+    # -- set-up by the server and by tests --------------------------------------
+    def bind(self, host: str, port: int) -> None:
+        """Tell the node where it listens: its rpc_address and port in system.local."""
+        self.address = ipaddress.ip_address(host)
+        self.port = port
+
+    def set_protocol_versions(self, versions: Sequence[int]) -> None:
+        self._supported["PROTOCOL_VERSIONS"] = [f"{v}/v{v}" for v in sorted(versions)]
+
+    @property
+    def supported(self) -> Dict[str, List[str]]:
+        """The SUPPORTED options; tests may change them (e.g. to add Scylla keys)."""
+        return self._supported
+
+    def when_query(
+        self,
+        query: QueryMatcher,
+        *,
+        times: Optional[int] = None,
+        params: Optional[Mapping[str, str]] = None,
+    ) -> Priming:
+        """Prime an answer for queries matching `query` (text, re, or predicate).
+
+        Text matches after whitespace is collapsed and `USING TIMEOUT`/`;`
+        suffixes are dropped. `params` names the bind markers' types for
+        PREPARE. The latest priming wins; `times` limits how often it answers.
+        """
+        priming = Priming(query, times=times, params=params)
+        with self._lock:
+            self._primings.insert(0, priming)
+        return priming
+
+    def primings(self) -> List[Priming]:
+        with self._lock:
+            return list(self._primings)
+
+    def session(self, connection: int) -> "NodeSession":
+        return NodeSession(self, connection)
+
+    # -- answering ---------------------------------------------------------------
+    def _primed(self, normalized: str, *, count: bool = True) -> Optional[Priming]:
+        """The latest priming that answers this query (counted as used unless count=False)."""
+        with self._lock:
+            for priming in self._primings:
+                if priming.matches(normalized):
+                    if count:
+                        priming.matched += 1
+                    return priming
+        return None
+
+    def _local_row(self) -> Dict[str, Any]:
+        ident = self.identity
+        return {
+            "key": "local",
+            "bootstrapped": "COMPLETED",
+            "broadcast_address": self.address,
+            "broadcast_port": self.port,
+            "cluster_name": ident.cluster_name,
+            "cql_version": ident.cql_version,
+            "data_center": ident.data_center,
+            "gossip_generation": 1,
+            "host_id": ident.host_id,
+            "listen_address": self.address,
+            "listen_port": self.port,
+            "native_protocol_version": "5",
+            "partitioner": ident.partitioner,
+            "rack": ident.rack,
+            "release_version": ident.release_version,
+            "rpc_address": self.address,
+            "rpc_port": self.port,
+            "schema_version": self.schema.version,
+            "tokens": list(ident.tokens),
+        }
+
+    def rows_of(self, keyspace: str, table: TableDef) -> List[Dict[str, Any]]:
+        if keyspace == "system" and table.name == "local":
+            return [self._local_row()]
+        if keyspace == "system" and table.name in ("peers", "peers_v2"):
+            return list(self.peers)
+        return list(table.rows)
+
+    def prepared(self, query_id: bytes) -> Optional[_Prepared]:
+        with self._lock:
+            return self._prepared.get(query_id)
+
+    def remember_prepared(self, prepared: _Prepared, keyspace: Optional[str]) -> bytes:
+        query_id = hashlib.md5(f"{keyspace or ''}\0{prepared.query}".encode()).digest()
+        with self._lock:
+            self._prepared[query_id] = prepared
+        return query_id
+
+
+class NodeSession:
+    """One connection's view of the node: what it negotiated, and its answers."""
+
+    def __init__(self, node: Node, connection: int) -> None:
+        self.node = node
+        self.connection = connection
+        self.started = False
+        self.authenticated = False
+        self.keyspace: Optional[str] = None
+        self.registered: Tuple[str, ...] = ()
+
+    # Each handler returns exactly one response for its request.
+    def handle(self, request: Request, version: int, stream: int) -> Response:
+        if isinstance(request, Options):
+            return Supported(options=self.node.supported)
+        if isinstance(request, Startup):
+            return self._startup(request, stream)
+        if not self.started:
+            return self._protocol_error(
+                stream, f"Unexpected message {request.opcode.name}, expecting STARTUP or OPTIONS"
+            )
+        if isinstance(request, AuthResponse):
+            return self._auth_response(request, stream)
+        if not self.authenticated:
+            return self._protocol_error(
+                stream, f"Unexpected message {request.opcode.name}, expecting AUTH_RESPONSE"
+            )
+        try:
+            if isinstance(request, Register):
+                return self._register(request, stream)
+            if isinstance(request, Query):
+                return self._query(request.query, request.parameters, version)
+            if isinstance(request, Prepare):
+                return self._prepare(request, version)
+            if isinstance(request, Execute):
+                return self._execute(request, version)
+            if isinstance(request, Batch):
+                return self._batch(request, version)
+        except _InvalidRequest as exc:
+            return Error(code=exc.code, message=str(exc))
+        return self._protocol_error(stream, f"Unexpected message {request.opcode.name}")
+
+    def _protocol_error(self, stream: int, message: str) -> Error:
+        self.node.activity.add(
+            ProtocolIncident(self.connection, description=message, stream=stream, fatal=False)
+        )
+        return Error(code=ErrorCode.PROTOCOL_ERROR, message=message)
+
+    def _startup(self, request: Startup, stream: int) -> Response:
+        if self.started:
+            return self._protocol_error(stream, "Unexpected message STARTUP, the connection is already started")
+        options = request.options
+        cql_version = options.get("CQL_VERSION")
+        if cql_version is None:
+            return self._protocol_error(stream, "Missing value CQL_VERSION in STARTUP message")
+        if not re.fullmatch(r"3(\.\d+){0,2}", cql_version):
+            return self._protocol_error(
+                stream, f"Invalid or unsupported CQL version {cql_version!r} in STARTUP; expected 3.x.y"
+            )
+        compression = options.get("COMPRESSION")
+        if compression is not None and compression not in self.node.supported.get("COMPRESSION", []):
+            return self._protocol_error(stream, f"Unknown compression algorithm: {compression}")
+        self.started = True
+        if self.node.auth is None:
+            self.authenticated = True
+            return Ready()
+        return Authenticate(authenticator=PASSWORD_AUTHENTICATOR)
+
+    def _auth_response(self, request: AuthResponse, stream: int) -> Response:
+        auth = self.node.auth
+        if auth is None or self.authenticated:
+            return self._protocol_error(stream, "Unexpected message AUTH_RESPONSE: no authentication is in progress")
+        parts = (request.token or b"").split(b"\x00")
+        if len(parts) == 3:
+            username, password = parts[1], parts[2]
+            if username == auth.username.encode() and password == auth.password.encode():
+                self.authenticated = True
+                return AuthSuccess(token=None)
+            shown = username.decode("utf-8", "replace")
+        else:
+            shown = "<malformed SASL PLAIN token>"
+        return Error(
+            code=ErrorCode.BAD_CREDENTIALS,
+            message=f"Provided username {shown} and/or password are incorrect",
+        )
+
+    def _register(self, request: Register, stream: int) -> Response:
+        unknown = [e for e in request.event_types if e not in EVENT_TYPES]
+        if unknown:
+            return self._protocol_error(stream, f"Invalid value '{unknown[0]}' for Type; expected one of {EVENT_TYPES}")
+        self.registered = tuple(sorted(set(self.registered) | set(request.event_types)))
+        return Ready()
+
+    # -- queries ------------------------------------------------------------------
+    def _query(self, text: str, params: QueryParameters, version: int, prepared: Optional[_Prepared] = None) -> Response:
+        normalized = cql.normalize_query(text)
+        statement = prepared.statement if prepared else cql.parse_statement(normalized)
+        priming = self.node._primed(normalized)
+        if priming is not None and priming.answer is not None:
+            return priming.answer.respond(self.node, statement)
+        values = self._bound_values(statement, params, prepared)
+        if isinstance(statement, cql.Use):
+            return self._use(statement.keyspace)
+        if isinstance(statement, cql.Select):
+            return self._select(statement, values, params, skip_metadata=params.skip_metadata and prepared is not None)
+        if isinstance(statement, cql.Insert):
+            return self._insert(statement, values)
+        self.node.activity.add(
+            UnexpectedRequest(
+                self.connection,
+                description=f"no priming matches and fakecql does not interpret it ({statement.reason})",
+                query=normalized,
+            )
+        )
+        return RowsResult()
+
+    def _bound_values(
+        self, statement: cql.Statement, params: QueryParameters, prepared: Optional[_Prepared]
+    ) -> List[Any]:
+        markers = getattr(statement, "markers", 0)
+        if len(params.values) != markers:
+            raise _InvalidRequest(
+                f"There were {markers} markers(?) in CQL but {len(params.values)} bound variables"
+            )
+        if params.names is not None and prepared is not None:
+            by_name = dict(zip(params.names, params.values))
+            ordered = []
+            for spec in prepared.params:
+                if spec.name not in by_name:
+                    raise _InvalidRequest(f"No value for named bind marker {spec.name!r}")
+                ordered.append(by_name[spec.name])
+            raw_values: Sequence[Any] = ordered
+        else:
+            raw_values = params.values
+        if prepared is None:
+            return list(raw_values)  # typed when used, against the column they meet
+        decoded = []
+        for spec, raw in zip(prepared.params, raw_values):
+            if raw is None or raw is UNSET:
+                decoded.append(raw)
+                continue
+            try:
+                decoded.append(_Typed(spec.type.deserialize(raw)))
+            except Exception as exc:
+                raise _InvalidRequest(f"Invalid value for bind marker {spec.name!r} of type {spec.type}: {exc}") from None
+        return decoded
+
+    def _use(self, keyspace: str) -> Response:
+        if keyspace not in self.node.schema.keyspaces:
+            raise _InvalidRequest(f"Keyspace '{keyspace}' does not exist")
+        self.keyspace = keyspace
+        return SetKeyspaceResult(keyspace=keyspace)
+
+    def _table(self, keyspace: Optional[str], name: str) -> Tuple[str, TableDef]:
+        keyspace = keyspace or self.keyspace
+        if keyspace is None:
+            raise _InvalidRequest("No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename")
+        table = self.node.schema.table(keyspace, name)
+        if table is None:
+            raise _InvalidRequest(f"unconfigured table {name}")
+        return keyspace, table
+
+    def _select_output(
+        self, statement: cql.Select
+    ) -> Tuple[str, TableDef, List[Tuple[str, CqlType, Optional[str]]]]:
+        """The table a SELECT reads and its output columns: (name, type, source column or None for count)."""
+        keyspace, table = self._table(statement.keyspace, statement.table)
+        types = {c.name: c.type for c in table.columns}
+        output: List[Tuple[str, CqlType, Optional[str]]] = []
+        for selector in statement.selectors:
+            if selector.column == "*":
+                output.extend((c.name, c.type, c.name) for c in table.columns)
+            elif selector.column == "count(*)":
+                output.append((selector.output_name, BIGINT, None))
+            elif selector.column in types:
+                output.append((selector.output_name, types[selector.column], selector.column))
+            else:
+                raise _InvalidRequest(f"Undefined column name {selector.column} in table {keyspace}.{table.name}")
+        for condition in statement.where:
+            if condition.column not in types:
+                raise _InvalidRequest(f"Undefined column name {condition.column} in table {keyspace}.{table.name}")
+        return keyspace, table, output
+
+    def _select(
+        self, statement: cql.Select, values: Sequence[Any], params: QueryParameters, *, skip_metadata: bool
+    ) -> Response:
+        keyspace, table, output = self._select_output(statement)
+        types = {c.name: c.type for c in table.columns}
+        rows = self.node.rows_of(keyspace, table)
+        for condition in statement.where:
+            wanted = {_comparable(_term_value(t, types[condition.column], values)) for t in condition.terms}
+            rows = [r for r in rows if _comparable(r.get(condition.column)) in wanted]
+        if statement.limit is not None:
+            limit = _term_value(statement.limit, INT, values)
+            if not isinstance(limit, int) or limit <= 0:
+                raise _InvalidRequest(f"LIMIT must be strictly positive, got {limit!r}")
+            rows = rows[:limit]
+        if any(source is None for _, _, source in output):
+            # An aggregate: one row, other selected columns from the first row (as Cassandra does).
+            first = rows[0] if rows else {}
+            cells = [tuple(
+                BIGINT.serialize(len(rows)) if source is None else _cell(t, first.get(source))
+                for _, t, source in output
+            )]
+        else:
+            cells = [tuple(_cell(t, row.get(source)) for _, t, source in output) for row in rows]
+        start = _paging_offset(params.paging_state)
+        paging_state = None
+        if params.page_size is not None and len(cells) - start > params.page_size:
+            paging_state = b"fakecql-offset:%d" % (start + params.page_size)
+            cells = cells[start : start + params.page_size]
+        else:
+            cells = cells[start:]
+        specs = tuple(ColumnSpec(keyspace=keyspace, table=table.name, name=n, type=t) for n, t, _ in output)
+        if skip_metadata:
+            metadata = RowsMetadata(paging_state=paging_state, no_metadata=True, column_count=len(specs))
+        else:
+            metadata = RowsMetadata(columns=specs, paging_state=paging_state)
+        return RowsResult(metadata=metadata, rows=tuple(cells))
+
+    def _insert(self, statement: cql.Insert, values: Sequence[Any]) -> Response:
+        keyspace, table = self._table(statement.keyspace, statement.table)
+        types = {c.name: c.type for c in table.columns}
+        row: Dict[str, Any] = {}
+        for column, term in zip(statement.columns, statement.values):
+            if column not in types:
+                raise _InvalidRequest(f"Undefined column name {column} in table {keyspace}.{table.name}")
+            row[column] = _term_value(term, types[column], values)
+        key_columns = [c.name for c in table.columns if c.kind in ("partition_key", "clustering")]
+        missing = [k for k in key_columns if row.get(k) is None]
+        if missing:
+            raise _InvalidRequest(f"Some primary key parts are missing: {', '.join(missing)}")
+        with self.node._lock:
+            key = tuple(_comparable(row[k]) for k in key_columns)
+            for existing in table.rows:
+                if tuple(_comparable(existing.get(k)) for k in key_columns) == key:
+                    existing.update({k: v for k, v in row.items() if v is not UNSET})
+                    break
+            else:
+                table.rows.append({k: v for k, v in row.items() if v is not UNSET})
+        return VoidResult()
+
+    def _prepare(self, request: Prepare, version: int) -> Response:
+        normalized = cql.normalize_query(request.query)
+        statement = cql.parse_statement(normalized)
+        priming = self.node._primed(normalized, count=False)
+        keyspace_name = request.keyspace or self.keyspace
+        params: Tuple[ColumnSpec, ...]
+        result_columns: Tuple[ColumnSpec, ...] = ()
+        markers = getattr(statement, "markers", 0)
+        if priming is not None and priming.params:
+            params = tuple(
+                ColumnSpec(keyspace=keyspace_name or "fakecql", table="primed", name=n, type=t)
+                for n, t in priming.params
+            )
+            if len(params) != markers:
+                raise ValueError(
+                    f"priming {priming.description} declares {len(params)} params for "
+                    f"{markers} bind markers"
+                )
+        else:
+            params = self._infer_params(statement, keyspace_name, markers)
+        if isinstance(statement, cql.Select) and priming is None:
+            try:
+                keyspace, table, output = self._select_output(statement)
+            except _InvalidRequest:
+                pass  # EXECUTE will answer the same error
+            else:
+                result_columns = tuple(
+                    ColumnSpec(keyspace=keyspace, table=table.name, name=n, type=t) for n, t, _ in output
+                )
+        metadata_id = hashlib.md5(repr(result_columns).encode()).digest()
+        prepared = _Prepared(normalized, statement, params, result_columns, metadata_id)
+        query_id = self.node.remember_prepared(prepared, keyspace_name)
+        pk_indexes: Tuple[int, ...] = ()
+        return PreparedResult(
+            query_id=query_id,
+            result_metadata_id=metadata_id if version >= 5 else None,
+            bind_metadata=PreparedMetadata(columns=params, pk_indexes=pk_indexes),
+            result_metadata=RowsMetadata(columns=result_columns),
+        )
+
+    def _infer_params(self, statement: cql.Statement, keyspace: Optional[str], markers: int) -> Tuple[ColumnSpec, ...]:
+        """Bind marker types from the table the statement names; blob where unknown."""
+        found: Dict[int, Tuple[str, CqlType]] = {}
+        table_name = "unknown"
+        if isinstance(statement, (cql.Select, cql.Insert)):
+            table_name = statement.table
+            table = self.node.schema.table(statement.keyspace or keyspace or "", statement.table)
+            types = {c.name: c.type for c in table.columns} if table else {}
+            pairs: List[Tuple[str, cql.Term]] = []
+            if isinstance(statement, cql.Select):
+                pairs = [(c.column, t) for c in statement.where for t in c.terms]
+                if isinstance(statement.limit, cql.Marker):
+                    found[statement.limit.index] = ("[limit]", INT)
+            else:
+                pairs = list(zip(statement.columns, statement.values))
+            for column, term in pairs:
+                if isinstance(term, cql.Marker):
+                    found[term.index] = (term.name or column, types.get(column, BLOB))
+        return tuple(
+            ColumnSpec(
+                keyspace=(getattr(statement, "keyspace", None) or keyspace or "fakecql"),
+                table=table_name,
+                name=found.get(i, (f"param{i}", BLOB))[0],
+                type=found.get(i, (f"param{i}", BLOB))[1],
+            )
+            for i in range(markers)
+        )
+
+    def _execute(self, request: Execute, version: int) -> Response:
+        prepared = self.node.prepared(request.query_id)
+        if prepared is None:
+            return Error(
+                code=ErrorCode.UNPREPARED,
+                message=f"Prepared query with ID {request.query_id.hex()} not found (either the query "
+                "was not prepared on this host (maybe the host has been restarted?) or you have "
+                "prepared too many queries and it has been evicted from the internal cache)",
+                info=UnpreparedInfo(statement_id=request.query_id),
+            )
+        return self._query(prepared.query, request.parameters, version, prepared=prepared)
+
+    def _batch(self, request: Batch, version: int) -> Response:
+        for i, statement in enumerate(request.statements):
+            if statement.query_id is not None and self.node.prepared(statement.query_id) is None:
+                return Error(
+                    code=ErrorCode.UNPREPARED,
+                    message=f"Prepared query with ID {statement.query_id.hex()} (statement {i} of the batch) not found",
+                    info=UnpreparedInfo(statement_id=statement.query_id),
+                )
+        for statement in request.statements:
+            if statement.query_id is not None:
+                prepared = self.node.prepared(statement.query_id)
+                assert prepared is not None
+                self._query(prepared.query, QueryParameters(values=statement.values), version, prepared=prepared)
+            else:
+                self._query(statement.query or "", QueryParameters(values=statement.values), version)
+        return VoidResult()
+
+
+@dataclass(frozen=True)
+class _Typed:
+    """A bound value already decoded by its prepared type."""
+
+    value: Any
+
+
+def _paging_offset(paging_state: Optional[bytes]) -> int:
+    if not paging_state:
+        return 0
+    match = re.fullmatch(rb"fakecql-offset:(\d+)", paging_state)
+    if not match:
+        raise _InvalidRequest(f"Invalid paging state {paging_state[:32]!r}: not one this node issued")
+    return int(match.group(1))
+
+
+def _cell(cql_type: CqlType, value: Any) -> Optional[bytes]:
+    return None if value is None else cql_type.serialize(value)
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_comparable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _comparable(v)) for k, v in value.items()))
+    return value
+
+
+def _term_value(term: cql.Term, cql_type: CqlType, values: Sequence[Any]) -> Any:
+    """The Python value of a literal or bound marker, as a value of `cql_type`."""
+    if isinstance(term, cql.Marker):
+        raw = values[term.index] if term.index < len(values) else None
+        if isinstance(raw, _Typed):
+            return raw.value
+        if raw is None or raw is UNSET:
+            return raw
+        try:
+            return cql_type.deserialize(raw)
+        except Exception as exc:
+            raise _InvalidRequest(f"Invalid value for bind marker {term.index} of type {cql_type}: {exc}") from None
+    return _literal(term, cql_type)
+
+
+def _literal(term: cql.Literal, cql_type: CqlType) -> Any:
+    name = cql_type.cql_name
+    try:
+        if term.kind == "null":
+            return None
+        if name in ("text", "ascii"):
+            if term.kind != "string":
+                raise ValueError("expected a string constant")
+            return term.text
+        if name in ("int", "bigint", "smallint", "tinyint", "varint", "counter", "timestamp", "date", "time"):
+            if term.kind == "string" and name in ("timestamp", "date", "time"):
+                raise ValueError("string forms of dates and times are not interpreted; use a number")
+            return int(term.text)
+        if name in ("float", "double"):
+            return float(term.text)
+        if name == "decimal":
+            return decimal.Decimal(term.text)
+        if name == "boolean":
+            return term.text.lower() == "true"
+        if name in ("uuid", "timeuuid"):
+            return uuid.UUID(term.text)
+        if name == "inet":
+            return ipaddress.ip_address(term.text)
+        if name == "blob":
+            return bytes.fromhex(term.text[2:])
+    except ValueError as exc:
+        raise _InvalidRequest(f"Invalid {term.kind} constant ({term.text}) for a {name} value: {exc}") from None
+    raise _InvalidRequest(f"fakecql cannot read a {term.kind} constant as a {name} value; bind it instead")

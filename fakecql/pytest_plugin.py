@@ -1,0 +1,117 @@
+# pytest fixtures for testing CQL clients against a fake node. Fixtures only.
+#
+# Strategy (pytest-httpserver's shape): session-scoped configuration fixtures
+# a project may override (cql_ca, cql_server_options), a factory fixture
+# that builds any node and stops every node it built, and ready-made nodes
+# on top of it. At teardown the factory fails the test if a node saw
+# something the test did not expect (pytest_httpx's lesson: check by
+# default), unless the test is marked `fakecql_allow_unexpected`.
+#
+# Safe under pytest-xdist: every node listens on port 0 of loopback and
+# nothing is shared between workers but the CA object in each process.
+from __future__ import annotations
+
+import ssl
+from typing import Any, Callable, Dict, Iterator, List, Union
+
+import pytest
+import trustme
+
+from .server import CQLServer
+from .tls import ClientAuth, TLSConfig, client_context
+
+MARKER = "fakecql_allow_unexpected"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}: do not fail the test when a fakecql node saw unexpected "
+        "queries, malformed frames or server exceptions",
+    )
+
+
+@pytest.fixture(scope="session")
+def cql_ca() -> trustme.CA:
+    """The certificate authority that signs fakecql nodes' and clients' certificates."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def cql_server_options() -> Dict[str, Any]:
+    """Default keyword arguments for every node the factory builds; override to change them."""
+    return {}
+
+
+@pytest.fixture
+def cql_server_factory(
+    request: pytest.FixtureRequest, cql_ca: trustme.CA, cql_server_options: Dict[str, Any]
+) -> Iterator[Callable[..., CQLServer]]:
+    """Build and start fakecql nodes: factory(tls=True, mtls=False, **CQLServer options).
+
+    `tls` is True (a TLS node with a certificate from cql_ca), False (plain
+    TCP) or a TLSConfig; `mtls=True` requires a client certificate signed by
+    cql_ca. Every node is stopped at teardown, then checked.
+    """
+    servers: List[CQLServer] = []
+
+    def factory(*, tls: Union[bool, TLSConfig] = True, mtls: bool = False, **options: Any) -> CQLServer:
+        settings = {**cql_server_options, **options}
+        if isinstance(tls, TLSConfig):
+            config = tls
+        elif tls:
+            config = TLSConfig.create(
+                cql_ca, client_auth=ClientAuth.REQUIRED if mtls else ClientAuth.NONE,
+                **settings.pop("tls_options", {}),
+            )
+        else:
+            if mtls:
+                raise ValueError("mtls=True needs tls=True (or a TLSConfig)")
+            config = None
+        server = CQLServer(tls=config, **settings)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield factory
+
+    errors = []
+    for server in servers:
+        try:
+            server.stop()
+        except Exception as exc:  # keep stopping the others; report all
+            errors.append(f"stopping {server!r} failed: {exc!r}")
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)
+    if request.node.get_closest_marker(MARKER) is None:
+        reports = []
+        for server in servers:
+            incidents = server.activity.incidents()
+            if incidents:
+                reports.append(server.describe_incidents(incidents))
+        if reports:
+            pytest.fail("\n\n".join(reports), pytrace=False)
+
+
+@pytest.fixture
+def cql_server(cql_server_factory: Callable[..., CQLServer]) -> CQLServer:
+    """A running TLS node (TLS 1.2 and 1.3) on 127.0.0.1 with a certificate from cql_ca."""
+    return cql_server_factory()
+
+
+@pytest.fixture
+def cql_plain_server(cql_server_factory: Callable[..., CQLServer]) -> CQLServer:
+    """A running node speaking plain TCP on 127.0.0.1."""
+    return cql_server_factory(tls=False)
+
+
+@pytest.fixture
+def cql_ssl_context(cql_ca: trustme.CA) -> ssl.SSLContext:
+    """A client SSLContext that trusts cql_ca and verifies the node's name (127.0.0.1, ::1, localhost)."""
+    return client_context(cql_ca, check_hostname=True)
+
+
+@pytest.fixture
+def cql_client_cert(cql_ca: trustme.CA) -> trustme.LeafCert:
+    """A client certificate signed by cql_ca, for nodes built with mtls=True."""
+    return cql_ca.issue_cert("fakecql-client")

@@ -1,0 +1,577 @@
+# The asyncio shell: accept connections, pump bytes through TLS and the CQL
+# framing, ask the node for answers, apply the fault plan.
+#
+# Strategy: one asyncio.Protocol per connection over a plain TCP transport;
+# TLS is our own TLSEngine (MemoryBIO), never loop.create_server(ssl=...), so
+# faults can act on each handshake flight and record. The CQL framing is the
+# sans-IO ServerConnection, the answers come from the sans-IO NodeSession:
+# this file only moves bytes and calls them. All answers produced by one
+# read go out in one TLS write.
+#
+# A CQLServer runs on a loop of its own in a thread of its own (start/stop,
+# or `with`), so synchronous tests and a driver's own loop thread are never
+# blocked; or inside the caller's running loop (`async with`).
+#
+# Rules: every exception raised in a callback of ours is caught, logged as a
+# ServerException incident and ends that connection only; the own loop also
+# gets an exception handler that does the same for anything else. Every
+# wait is bounded. stop() leaves no connection, timer, task or thread behind.
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import socket
+import ssl
+import struct
+import threading
+import traceback
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+
+from .activity import (
+    ActivityLog,
+    ConnectionClosed,
+    ConnectionOpened,
+    FaultApplied,
+    FrameReceived,
+    HandshakeCompleted,
+    HandshakeFailed,
+    Incident,
+    ProtocolIncident,
+    ServerException,
+    VersionRefused,
+)
+from .faults import Fault, FaultPlan
+from .node import Node, NodeIdentity, NodeSession, PasswordAuth
+from .protocol.connection import ProtocolViolation, RequestReceived, ServerConnection
+from .protocol.errors import FakeCQLError, UnsupportedVersionError
+from .protocol.frames import MAX_FRAME_BODY
+from .protocol.messages import Batch, Event, Execute, Query, Response
+from .tls import TLSConfig, TLSEngine, TLSHandshakeError
+
+__all__ = ["CQLServer", "UnexpectedActivityError"]
+
+# Versions some driver really starts with (v1-v6, DSE v1/v2): refusing them
+# is negotiation. Any other version byte is a malformed frame.
+NEGOTIABLE_VERSIONS = frozenset({1, 2, 3, 4, 5, 6, 0x41, 0x42})
+
+
+class UnexpectedActivityError(FakeCQLError, AssertionError):
+    """The node saw something the test did not expect; the message lists it all."""
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: transport <-> TLS <-> CQL framing <-> node."""
+
+    def __init__(self, server: "CQLServer", number: int) -> None:
+        self.server = server
+        self.number = number
+        self.activity = server.activity
+        self.transport: Optional[asyncio.Transport] = None
+        self.cql = ServerConnection(versions=server.protocol_versions, max_frame_body=server.max_frame_body)
+        self.session: NodeSession = server.node.session(number)
+        self.tls: Optional[TLSEngine] = None
+        self.faults: List[Fault] = server.faults.for_connection(number)
+        self.requests = 0
+        self.input_held = False
+        self.held: List[bytes] = []
+        self.closing = False
+        self.timers: Set[asyncio.TimerHandle] = set()
+
+    # -- asyncio callbacks (each guarded) -----------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._guard(self._made, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._guard(self._received, data)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def pause_writing(self) -> None:
+        # The client is not reading: stop reading from it too, as a node does.
+        if self.transport is not None and not self.closing:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.closing and not self._paused_by_fault:
+            self.transport.resume_reading()
+
+    _paused_by_fault = False
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        for timer in self.timers:
+            timer.cancel()
+        self.timers.clear()
+        self.server._forget(self)
+        reason = "closed by the node" if self.closing else "closed by the client"
+        if exc is not None:
+            reason = f"{reason}: {exc!r}"
+        self.activity.add(ConnectionClosed(self.number, reason=reason))
+
+    def _guard(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception as exc:  # anything we did not expect ends this connection, loudly
+            self.server._record_exception(exc, self.number)
+            self.abort()
+
+    # -- the pipeline -------------------------------------------------------------
+    def _made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("", 0)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server._track(self)
+        self.activity.add(ConnectionOpened(self.number, peer=(str(peer[0]), int(peer[1])), tls=self.server.tls is not None))
+        if self.server._ssl_context is not None:
+            self.tls = TLSEngine(self.server._ssl_context)
+            self.call_later(self.server.handshake_timeout, self._handshake_timed_out)
+        for fault in self.faults:
+            fault.accepted(self)
+        if self.tls is None and not self.closing:
+            for fault in self.faults:
+                fault.established(self)
+
+    def _received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.input_held:
+            self.held.append(data)
+            return
+        if self.tls is None:
+            self._cql_input(data)
+            return
+        was_done = self.tls.handshake_done
+        try:
+            plaintext = self.tls.receive(data)
+        except TLSHandshakeError as exc:
+            self.activity.add(HandshakeFailed(self.number, reason=exc.reason))
+            self._flush_tls()  # the alert must reach the client before we close
+            self.close()
+            return
+        except ssl.SSLError as exc:
+            self.activity.add(ConnectionClosed(self.number, reason=f"TLS error: {exc}"))
+            self._flush_tls()
+            self.abort()
+            return
+        if not was_done:
+            out = self.tls.take_outgoing()
+            for fault in self.faults:
+                out = fault.handshake_output(self, out)
+            if out and self.transport is not None:
+                self.transport.write(out)
+            if self.tls.handshake_done and self.tls.info is not None:
+                info = self.tls.info
+                self.activity.add(HandshakeCompleted(
+                    self.number, protocol=info.protocol, cipher=info.cipher,
+                    session_reused=info.session_reused, client_cert_subject=info.client_cert_subject,
+                ))
+                for fault in self.faults:
+                    fault.established(self)
+        if plaintext:
+            self._cql_input(plaintext)
+        else:
+            self._flush_tls()
+        if self.tls.peer_closed and not self.closing:
+            self.close()
+
+    def _cql_input(self, plaintext: bytes) -> None:
+        answers: List[bytes] = []
+        fatal = False
+        for event in self.cql.receive_data(plaintext):
+            if isinstance(event, RequestReceived):
+                answer = self._answer(event)
+                if answer is not None:
+                    answers.append(answer)
+            else:
+                answers.append(self._violation(event))
+                fatal = fatal or event.fatal
+            if self.closing:
+                return
+        if answers:
+            self._write(b"".join(answers))
+        if fatal:
+            self.close()
+
+    def _answer(self, event: RequestReceived) -> Optional[bytes]:
+        self.requests += 1
+        message = event.message
+        opcode = message.opcode.name
+        if self.server.record_frames:
+            query = None
+            if isinstance(message, Query):
+                query = message.query
+            elif isinstance(message, Execute):
+                prepared = self.server.node.prepared(message.query_id)
+                query = prepared.query if prepared else f"<unknown prepared id {message.query_id.hex()}>"
+            elif isinstance(message, Batch):
+                query = "BATCH"
+            self.activity.add(FrameReceived(
+                self.number, version=event.version, stream=event.stream, opcode=opcode,
+                length=event.length, query=query,
+            ))
+        for fault in self.faults:
+            if not fault.request_received(self, opcode, self.requests):
+                return None
+        if self.closing:
+            return None
+        response = self.session.handle(message, event.version, event.stream)
+        return self.cql.send(event.stream, response, version=event.version)
+
+    def _violation(self, event: ProtocolViolation) -> bytes:
+        error = event.error
+        if isinstance(error, UnsupportedVersionError) and error.requested in NEGOTIABLE_VERSIONS:
+            self.activity.add(VersionRefused(self.number, requested=error.requested, answered_in=event.version))
+        else:
+            self.activity.add(ProtocolIncident(
+                self.number, description=event.message, stream=event.stream, fatal=event.fatal,
+            ))
+        return self.cql.error_frame(event)
+
+    def send_message(self, stream: int, message: Response) -> None:
+        """Send a message outside of a request (events on stream -1)."""
+        if not self.closing and self.cql.version is not None:
+            self._write(self.cql.send(stream, message))
+
+    # -- output ----------------------------------------------------------------------
+    def _write(self, plaintext: bytes) -> None:
+        if self.transport is None or self.closing:
+            return
+        if self.tls is None:
+            self.transport.write(plaintext)
+            return
+        self.tls.send(plaintext)
+        self._flush_tls()
+
+    def _flush_tls(self) -> None:
+        if self.tls is not None and self.transport is not None and not self.transport.is_closing():
+            out = self.tls.take_outgoing()
+            if out:
+                self.transport.write(out)
+
+    def _handshake_timed_out(self) -> None:
+        if self.tls is not None and not self.tls.handshake_done and not self.closing:
+            self.activity.add(HandshakeFailed(
+                self.number, reason=f"no complete TLS handshake within {self.server.handshake_timeout} s",
+            ))
+            self.abort()
+
+    # -- ConnectionControl: what faults may do ----------------------------------------
+    def hold_input(self) -> None:
+        self.input_held = True
+
+    def pause_reading(self) -> None:
+        self._paused_by_fault = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def reset(self) -> None:
+        sock = self.transport.get_extra_info("socket") if self.transport else None
+        if sock is not None:
+            # SO_LINGER on with a zero timeout: close() sends RST, not FIN.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.abort()
+
+    def send_raw(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self.timers.discard(handle)
+            self._guard(callback)
+
+        handle = loop.call_later(delay, fire)
+        self.timers.add(handle)
+
+    def log(self, fault: Fault, detail: str) -> None:
+        self.activity.add(FaultApplied(self.number, fault=type(fault).__name__, detail=detail))
+
+    # -- closing -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close cleanly: TLS close_notify, flush, FIN."""
+        if self.closing:
+            return
+        self.closing = True
+        if self.tls is not None and self.tls.handshake_done:
+            self.tls.close()
+        if self.transport is not None:
+            if self.tls is not None:
+                out = self.tls.take_outgoing()
+                if out and not self.transport.is_closing():
+                    self.transport.write(out)
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class CQLServer:
+    """A fake CQL node listening on loopback, with TLS if `tls` is given.
+
+    Use it as a context manager (own loop thread) or an async context
+    manager (the caller's loop). `port=0` picks a free port; `address` tells
+    which. `activity` logs what happened; `check()` raises if the node saw
+    something unexpected.
+    """
+
+    def __init__(
+        self,
+        *,
+        tls: Optional[TLSConfig] = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        protocol_versions: Sequence[int] = (3, 4, 5),
+        auth: Optional[PasswordAuth] = None,
+        identity: Optional[NodeIdentity] = None,
+        node: Optional[Node] = None,
+        faults: Sequence[Fault] = (),
+        max_frame_body: int = MAX_FRAME_BODY,
+        handshake_timeout: float = 10.0,
+        record_frames: bool = True,
+    ) -> None:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"host must be an IP address to listen on (e.g. 127.0.0.1 or ::1), got {host!r}") from None
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an integer in [0, 65535], got {port!r}")
+        if tls is not None and not isinstance(tls, TLSConfig):
+            raise TypeError(f"tls must be a fakecql.TLSConfig (TLSConfig.create(ca)), got {tls!r}")
+        versions = tuple(sorted(set(protocol_versions)))
+        if not versions or any(v not in (3, 4, 5) for v in versions):
+            raise ValueError(f"protocol_versions must be among 3, 4 and 5, got {tuple(protocol_versions)!r}")
+        if handshake_timeout <= 0:
+            raise ValueError(f"handshake_timeout must be positive, got {handshake_timeout!r}")
+        self.tls = tls
+        self.host = host
+        self.port = port
+        self.protocol_versions = versions
+        self.activity = node.activity if node is not None else ActivityLog()
+        self.node = node or Node(identity=identity, auth=auth, activity=self.activity)
+        self.node.set_protocol_versions(versions)
+        self.faults = FaultPlan(tuple(faults))
+        self.max_frame_body = max_frame_body
+        self.handshake_timeout = handshake_timeout
+        self.record_frames = record_frames
+        self._ssl_context: Optional[ssl.SSLContext] = tls.server_context() if tls else None
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._connections: Set[_Connection] = set()
+        self._all_closed: Optional[asyncio.Event] = None
+        self._conn_numbers = itertools.count(1)
+
+    # -- what tests use -------------------------------------------------------------------
+    @property
+    def address(self) -> Tuple[str, int]:
+        return self.host, self.port
+
+    @property
+    def is_tls(self) -> bool:
+        return self.tls is not None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def when_query(self, query: Any, **kwargs: Any) -> Any:
+        """Prime an answer; see Node.when_query."""
+        return self.node.when_query(query, **kwargs)
+
+    def check(self) -> None:
+        """Raise UnexpectedActivityError listing every incident the test has not taken."""
+        incidents = self.activity.incidents()
+        if not incidents:
+            return
+        raise UnexpectedActivityError(self.describe_incidents(incidents))
+
+    def describe_incidents(self, incidents: Sequence[Incident]) -> str:
+        lines = [f"fakecql node {self.host}:{self.port} saw {len(incidents)} unexpected thing(s):"]
+        for incident in incidents:
+            lines.append(f"  - [connection {incident.connection}] {type(incident).__name__}: {incident.description}"
+                         + (f"\n      query: {incident.query}" if getattr(incident, "query", "") else ""))
+        primings = self.node.primings()
+        if primings:
+            lines.append("it was primed with:")
+            lines.extend(f"  - {p.description} -> {type(p.answer).__name__.strip('_')} (matched {p.matched}x)" for p in primings)
+        else:
+            lines.append("it was primed with nothing (only built-in tables answer).")
+        lines.append("Take incidents a test expects with server.activity.take_incidents().")
+        return "\n".join(lines)
+
+    def push_event(self, event: Event) -> None:
+        """Send an EVENT to every connection that REGISTERed for its type."""
+        def push() -> None:
+            for conn in list(self._connections):
+                if event.event_type in conn.session.registered:
+                    conn.send_message(-1, event)
+        self._call_in_loop(push)
+
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def close_connections(self) -> None:
+        """Close every client connection (the listening socket stays)."""
+        self._call_in_loop(lambda: [c.close() for c in list(self._connections)])
+
+    # -- own loop thread ---------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> "CQLServer":
+        if self._thread is not None or self._server is not None:
+            raise RuntimeError(f"fakecql server {self.host}:{self.port} is already running")
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(self._loop_exception)
+        ready = threading.Event()
+        thread = threading.Thread(target=self._run_loop, args=(loop, ready), name=f"fakecql-{self.host}", daemon=True)
+        thread.start()
+        ready.wait(timeout)
+        self._loop, self._thread = loop, thread
+        try:
+            asyncio.run_coroutine_threadsafe(self._start(), loop).result(timeout)
+        except BaseException:
+            self._shutdown_thread(timeout)
+            raise
+        return self
+
+    @staticmethod
+    def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        try:
+            if self._server is not None:
+                asyncio.run_coroutine_threadsafe(self._stop(timeout), self._loop).result(timeout + 1)
+        finally:
+            self._shutdown_thread(timeout)
+
+    def _shutdown_thread(self, timeout: float) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await loop.shutdown_asyncgens()
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(timeout)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+            if thread.is_alive():
+                raise RuntimeError(f"fakecql loop thread did not stop within {timeout} s")
+            loop.close()
+
+    def __enter__(self) -> "CQLServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    # -- caller's loop --------------------------------------------------------------------
+    async def start_async(self) -> "CQLServer":
+        if self._server is not None:
+            raise RuntimeError(f"fakecql server {self.host}:{self.port} is already running")
+        self._loop = asyncio.get_running_loop()
+        await self._start()
+        return self
+
+    async def stop_async(self, timeout: float = 10.0) -> None:
+        if self._server is not None:
+            await self._stop(timeout)
+        self._loop = None
+
+    async def __aenter__(self) -> "CQLServer":
+        return await self.start_async()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.stop_async()
+
+    # -- inside the loop -----------------------------------------------------------------
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        try:
+            self._server = await loop.create_server(
+                lambda: _Connection(self, next(self._conn_numbers)),
+                host=self.host, port=self.port, family=family, reuse_address=True,
+            )
+        except OSError as exc:
+            raise OSError(exc.errno, f"fakecql cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.node.bind(self.host, self.port)
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+
+    async def _stop(self, timeout: float) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        for conn in list(self._connections):
+            conn.close()
+        assert self._all_closed is not None
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), timeout / 2)
+        except asyncio.TimeoutError:
+            for conn in list(self._connections):
+                conn.abort()
+            await asyncio.wait_for(self._all_closed.wait(), timeout / 2)
+        await asyncio.wait_for(server.wait_closed(), timeout / 2)
+
+    def _track(self, conn: _Connection) -> None:
+        self._connections.add(conn)
+        if self._all_closed is not None:
+            self._all_closed.clear()
+
+    def _forget(self, conn: _Connection) -> None:
+        self._connections.discard(conn)
+        if not self._connections and self._all_closed is not None:
+            self._all_closed.set()
+
+    def _call_in_loop(self, callback: Callable[[], Any]) -> None:
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the fakecql server is not running")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            callback()
+        else:
+            def guarded() -> None:
+                try:
+                    callback()
+                except Exception as exc:
+                    self._record_exception(exc, 0)
+            loop.call_soon_threadsafe(guarded)
+
+    def _record_exception(self, exc: BaseException, connection: int) -> None:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.activity.add(ServerException(connection, description=text.rstrip(), exception=exc))
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if exc is None:
+            exc = RuntimeError(context.get("message", "unknown asyncio error"))
+        self._record_exception(exc, 0)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<CQLServer {self.host}:{self.port} {'tls' if self.tls else 'plain'} {state}>"
