@@ -18,6 +18,7 @@ from .activity import (
     ProtocolIncident,
     ServerException,
     UnexpectedRequest,
+    VersionRefused,
 )
 from .faults import Fault, FaultPlan, ResetConnection, StallHandshake, StopReading
 from .node import Node, NodeIdentity, PasswordAuth, Priming
@@ -56,4 +57,5 @@ __all__ = [
     "ProtocolIncident",
     "UnexpectedRequest",
     "ServerException",
+    "VersionRefused",
 ]

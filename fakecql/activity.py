@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple, Type, TypeVar
+from typing import Callable, Dict, List, Optional, Tuple, Type, TypeVar
 
 __all__ = [
     "Entry",
@@ -63,6 +63,7 @@ class FrameReceived(Entry):
     opcode: str = ""
     length: int = 0
     query: Optional[str] = None  # QUERY text; the prepared text for EXECUTE
+    startup_options: Optional[Dict[str, str]] = field(default=None, compare=False)  # STARTUP's
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from typing import (
 
 from . import cql
 from .activity import ActivityLog, ProtocolIncident, UnexpectedRequest
+from .protocol.compression import COMPRESSORS
 from .protocol.errors import ErrorCode
 from .protocol.messages import (
     AuthResponse,
@@ -245,7 +246,11 @@ class Node:
         auth: Optional[PasswordAuth] = None,
         activity: Optional[ActivityLog] = None,
         supported: Optional[Mapping[str, Sequence[str]]] = None,
+        compression: Sequence[str] = ("lz4",),
     ) -> None:
+        unknown = [c for c in compression if c not in COMPRESSORS]
+        if unknown:
+            raise ValueError(f"unknown compression {unknown[0]!r}; fakecql offers {sorted(COMPRESSORS)} or none")
         self.identity = identity or NodeIdentity()
         self.schema = schema or Schema()
         self.auth = auth
@@ -255,7 +260,7 @@ class Node:
         self.peers: List[Dict[str, Any]] = []
         self._supported: Dict[str, List[str]] = {
             "CQL_VERSION": [self.identity.cql_version],
-            "COMPRESSION": [],
+            "COMPRESSION": list(compression),
             "PROTOCOL_VERSIONS": ["3/v3", "4/v4", "5/v5"],
         }
         for key, values in (supported or {}).items():
@@ -366,6 +371,7 @@ class NodeSession:
         self.authenticated = False
         self.keyspace: Optional[str] = None
         self.registered: Tuple[str, ...] = ()
+        self.compression: Optional[str] = None  # agreed in STARTUP
 
     # Each handler returns exactly one response for its request.
     def handle(self, request: Request, version: int, stream: int) -> Response:
@@ -419,6 +425,7 @@ class NodeSession:
         if compression is not None and compression not in self.node.supported.get("COMPRESSION", []):
             return self._protocol_error(stream, f"Unknown compression algorithm: {compression}")
         self.started = True
+        self.compression = compression
         if self.node.auth is None:
             self.authenticated = True
             return Ready()

@@ -114,4 +114,4 @@ def cql_ssl_context(cql_ca: trustme.CA) -> ssl.SSLContext:
 @pytest.fixture
 def cql_client_cert(cql_ca: trustme.CA) -> trustme.LeafCert:
     """A client certificate signed by cql_ca, for nodes built with mtls=True."""
-    return cql_ca.issue_cert("fakecql-client")
+    return cql_ca.issue_cert("fakecql-client", common_name="fakecql-client")

@@ -46,7 +46,7 @@ from .node import Node, NodeIdentity, NodeSession, PasswordAuth
 from .protocol.connection import ProtocolViolation, RequestReceived, ServerConnection
 from .protocol.errors import FakeCQLError, UnsupportedVersionError
 from .protocol.frames import MAX_FRAME_BODY
-from .protocol.messages import Batch, Event, Execute, Query, Response
+from .protocol.messages import Batch, Event, Execute, Query, Response, Startup
 from .tls import TLSConfig, TLSEngine, TLSHandshakeError
 
 __all__ = ["CQLServer", "UnexpectedActivityError"]
@@ -212,6 +212,7 @@ class _Connection(asyncio.Protocol):
             self.activity.add(FrameReceived(
                 self.number, version=event.version, stream=event.stream, opcode=opcode,
                 length=event.length, query=query,
+                startup_options=dict(message.options) if isinstance(message, Startup) else None,
             ))
         for fault in self.faults:
             if not fault.request_received(self, opcode, self.requests):
@@ -219,6 +220,8 @@ class _Connection(asyncio.Protocol):
         if self.closing:
             return None
         response = self.session.handle(message, event.version, event.stream)
+        if isinstance(message, Startup) and self.session.compression is not None:
+            self.cql.negotiate_compression(self.session.compression)
         return self.cql.send(event.stream, response, version=event.version)
 
     def _violation(self, event: ProtocolViolation) -> bytes:
@@ -336,6 +339,7 @@ class CQLServer:
         max_frame_body: int = MAX_FRAME_BODY,
         handshake_timeout: float = 10.0,
         record_frames: bool = True,
+        compression: Sequence[str] = ("lz4",),
     ) -> None:
         try:
             ipaddress.ip_address(host)
@@ -355,7 +359,7 @@ class CQLServer:
         self.port = port
         self.protocol_versions = versions
         self.activity = node.activity if node is not None else ActivityLog()
-        self.node = node or Node(identity=identity, auth=auth, activity=self.activity)
+        self.node = node or Node(identity=identity, auth=auth, activity=self.activity, compression=compression)
         self.node.set_protocol_versions(versions)
         self.faults = FaultPlan(tuple(faults))
         self.max_frame_body = max_frame_body

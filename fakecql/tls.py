@@ -135,7 +135,7 @@ class TLSConfig:
 
     def issue_client_cert(self, name: str = "fakecql-client") -> trustme.LeafCert:
         """A client certificate the node trusts (for mTLS)."""
-        return (self.client_ca or self.ca).issue_cert(name)
+        return (self.client_ca or self.ca).issue_cert(name, common_name=name)
 
 
 def client_context(

@@ -19,6 +19,7 @@ from typing import List, Mapping, Optional, Sequence, Union
 import uuid
 
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError, UnsupportedVersionError
+from .compression import COMPRESSORS, Lz4
 from .frames import (
     MAX_FRAME_BODY,
     FrameFlag,
@@ -77,8 +78,18 @@ class ServerConnection:
         self.version: Optional[int] = None
         self.segments = False  # v5 framing is on, both ways
         self.broken = False  # a fatal violation happened: no more input
+        self.max_frame_body = max_frame_body
         self._frames = FrameReader(versions=self.versions, max_body=max_frame_body)
         self._segments: Optional[SegmentReader] = None
+        self.compressor: Optional[Lz4] = None  # in force, both ways
+        self._negotiated: Optional[Lz4] = None  # agreed in STARTUP, in force after READY/AUTHENTICATE
+
+    def negotiate_compression(self, name: str) -> None:
+        """STARTUP asked for `name` and the node accepted: compress from the next READY/AUTHENTICATE on."""
+        try:
+            self._negotiated = COMPRESSORS[name]
+        except KeyError:
+            raise ValueError(f"unknown compression {name!r}; fakecql knows {sorted(COMPRESSORS)}") from None
 
     # -- input -----------------------------------------------------------------
     def receive_data(self, data: bytes) -> List[ConnectionEvent]:
@@ -128,7 +139,8 @@ class ServerConnection:
             )
         # v5 compresses segments, not envelopes: its envelope flag is
         # "deprecated and ignored" (v5 spec 2.4.1.2).
-        if header.flags & FrameFlag.COMPRESSION and header.version < 5:
+        compressed = bool(header.flags & FrameFlag.COMPRESSION) and header.version < 5
+        if compressed and self.compressor is None:
             return self._violation(
                 RemoteProtocolError(
                     f"frame on stream {header.stream} has the compression flag set, but no "
@@ -139,6 +151,9 @@ class ServerConnection:
             )
         custom_payload = None
         try:
+            if compressed:
+                assert self.compressor is not None
+                body = self.compressor.decompress_body(body, self.max_frame_body)
             if header.flags & FrameFlag.CUSTOM_PAYLOAD:
                 if header.version < 4:
                     raise RemoteProtocolError(
@@ -194,11 +209,17 @@ class ServerConnection:
             flags |= FrameFlag.CUSTOM_PAYLOAD
             prefix.bytes_map(custom_payload, "custom payload")
         body = prefix.getvalue() + message.encode_body(version)
+        if self.compressor is not None and version < 5:
+            flags |= FrameFlag.COMPRESSION
+            body = self.compressor.compress_body(body)
         frame = encode_frame(version, stream, message.opcode, body, flags=int(flags))
         if self.segments:
-            frame = encode_segments(frame)
-        elif version >= 5 and isinstance(message, (Ready, Authenticate)):
-            self._switch_to_segments()
+            frame = encode_segments(frame, self.compressor)
+        elif isinstance(message, (Ready, Authenticate)):
+            # The client switches once it has read this frame; so do we.
+            self.compressor = self._negotiated
+            if version >= 5:
+                self._switch_to_segments()
         return frame
 
     def error_frame(self, violation: ProtocolViolation) -> bytes:
@@ -213,7 +234,7 @@ class ServerConnection:
         # From here on both directions use segments (v5 spec, section 2.3).
         # Bytes the client sent after the frame that led here are segments too.
         self.segments = True
-        self._segments = SegmentReader()
+        self._segments = SegmentReader(self.compressor)
         leftover = self._frames.take_buffer()
         if leftover:
             self._segments.feed(leftover)

@@ -14,7 +14,7 @@ import enum
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional, Protocol, Sequence
 
 from .errors import (
     FrameTooLargeError,
@@ -246,10 +246,6 @@ MAX_SEGMENT_PAYLOAD = (1 << 17) - 1
 _CRC24_INIT = 0x875060
 _CRC24_POLY = 0x1974F0B
 _CRC32_SEED = zlib.crc32(b"\xfa\x2d\x55\xca")
-_SEGMENT_HEADER = 3  # uncompressed format: 17 bits length, 1 bit self-contained, 6 padding
-_SEGMENT_OVERHEAD = _SEGMENT_HEADER + 3 + 4
-
-
 def crc24(value: int, length: int) -> int:
     """CRC-24 over the `length` low bytes of `value`, least significant first."""
     crc = _CRC24_INIT
@@ -268,57 +264,88 @@ def crc32(payload: bytes) -> int:
     return zlib.crc32(payload, _CRC32_SEED) & 0xFFFFFFFF
 
 
-def _one_segment(payload: bytes, self_contained: bool) -> bytes:
-    header = len(payload) | ((1 << 17) if self_contained else 0)
+class SegmentCompressor(Protocol):
+    """What segments need of a compression algorithm (see compression.py)."""
+
+    def compress_raw(self, payload: bytes) -> bytes: ...
+
+    def decompress_raw(self, data: bytes, size: int, what: str = ...) -> bytes: ...
+
+
+def _one_segment(payload: bytes, self_contained: bool, compressor: Optional[SegmentCompressor]) -> bytes:
+    flag = 1 if self_contained else 0
+    if compressor is None:
+        # 17 bits payload length, 1 bit self-contained, 6 bits padding
+        header = len(payload) | (flag << 17)
+        size = 3
+    else:
+        # 17 bits compressed length, 17 bits uncompressed length (0: sent
+        # uncompressed because compressing did not help), 1 bit
+        # self-contained, 5 bits padding
+        compressed = compressor.compress_raw(payload)
+        if len(compressed) < len(payload):
+            header = len(compressed) | (len(payload) << 17) | (flag << 34)
+            payload = compressed
+        else:
+            header = len(payload) | (flag << 34)
+        size = 5
     return (
-        header.to_bytes(3, "little")
-        + crc24(header, 3).to_bytes(3, "little")
+        header.to_bytes(size, "little")
+        + crc24(header, size).to_bytes(3, "little")
         + payload
         + crc32(payload).to_bytes(4, "little")
     )
 
 
-def encode_segments(frames: bytes) -> bytes:
-    """Wrap encoded frames in uncompressed segments.
+def encode_segments(frames: bytes, compressor: Optional[SegmentCompressor] = None) -> bytes:
+    """Wrap encoded frames in segments (compressed ones when `compressor` is given).
 
     Whole frames that fit go in one self-contained segment; a frame longer
     than a segment's payload is cut into non-self-contained segments.
     """
     if len(frames) <= MAX_SEGMENT_PAYLOAD:
-        return _one_segment(frames, True)
+        return _one_segment(frames, True, compressor)
     return b"".join(
-        _one_segment(frames[i : i + MAX_SEGMENT_PAYLOAD], False)
+        _one_segment(frames[i : i + MAX_SEGMENT_PAYLOAD], False, compressor)
         for i in range(0, len(frames), MAX_SEGMENT_PAYLOAD)
     )
 
 
 class SegmentReader:
-    """Cuts a byte stream into v5 segment payloads, checking both CRCs."""
+    """Cuts a byte stream into v5 segment payloads, checking both CRCs.
 
-    def __init__(self) -> None:
+    With a `compressor`, segments have the compressed format's 5-byte header.
+    """
+
+    def __init__(self, compressor: Optional[SegmentCompressor] = None) -> None:
         self._buf = bytearray()
+        self.compressor = compressor
+        self._header_size = 3 if compressor is None else 5
 
     def feed(self, data: bytes) -> None:
         self._buf += data
 
     def next_payload(self) -> Optional[bytes]:
         """The payload of the next whole segment, or None if more bytes are needed."""
-        if len(self._buf) < 6:
+        size = self._header_size
+        if len(self._buf) < size + 3:
             return None
-        header = int.from_bytes(self._buf[0:3], "little")
-        expected = crc24(header, 3)
-        received = int.from_bytes(self._buf[3:6], "little")
+        header = int.from_bytes(self._buf[0:size], "little")
+        expected = crc24(header, size)
+        received = int.from_bytes(self._buf[size : size + 3], "little")
         if received != expected:
             raise RemoteProtocolError(
-                f"segment header CRC24 mismatch: header {bytes(self._buf[0:3]).hex()} has "
+                f"segment header CRC24 mismatch: header {bytes(self._buf[0:size]).hex()} has "
                 f"CRC 0x{received:06x}, expected 0x{expected:06x}"
             )
         length = header & MAX_SEGMENT_PAYLOAD
-        end = 6 + length + 4
+        uncompressed = (header >> 17) & MAX_SEGMENT_PAYLOAD if self.compressor is not None else 0
+        start = size + 3
+        end = start + length + 4
         if len(self._buf) < end:
             return None
-        payload = bytes(self._buf[6 : 6 + length])
-        received = int.from_bytes(self._buf[6 + length : end], "little")
+        payload = bytes(self._buf[start : start + length])
+        received = int.from_bytes(self._buf[start + length : end], "little")
         expected = crc32(payload)
         del self._buf[:end]
         if received != expected:
@@ -326,6 +353,9 @@ class SegmentReader:
                 f"segment payload CRC32 mismatch on {length} bytes: got 0x{received:08x}, "
                 f"expected 0x{expected:08x}"
             )
+        if uncompressed:
+            assert self.compressor is not None
+            payload = self.compressor.decompress_raw(payload, uncompressed)
         return payload
 
     def payloads(self) -> List[bytes]:

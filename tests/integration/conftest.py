@@ -1,0 +1,42 @@
+# Fixtures for driving the installed Python driver against fakecql nodes.
+#
+# Every Cluster built here is shut down at teardown, and every connect is
+# bounded by a short connect timeout, so a reactor that cannot connect fails
+# in seconds with the driver's own error instead of hanging.
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, List, Optional
+
+import pytest
+
+from fakecql import CQLServer
+from fakecql.reactors import load_reactor
+
+CONNECT_TIMEOUT = 5.0
+
+
+@pytest.fixture
+def cluster_factory() -> Iterator[Callable[..., Any]]:
+    """Build a driver Cluster pointing at a fakecql node: factory(server, **Cluster options)."""
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import RoundRobinPolicy
+
+    clusters: List[Any] = []
+
+    def factory(server: CQLServer, *, reactor: Optional[str] = None, **options: Any) -> Any:
+        options.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        options.setdefault("control_connection_timeout", CONNECT_TIMEOUT)
+        options.setdefault(
+            "execution_profiles",
+            {EXEC_PROFILE_DEFAULT: ExecutionProfile(load_balancing_policy=RoundRobinPolicy())},
+        )
+        if reactor is not None:
+            options["connection_class"] = load_reactor(reactor)
+        cluster = Cluster(contact_points=[server.host], port=server.port, **options)
+        clusters.append(cluster)
+        return cluster
+
+    yield factory
+    for cluster in clusters:
+        cluster.shutdown()
+
