@@ -3,27 +3,35 @@
 # Strategy: argparse builds the options, then one function per command.
 # main(argv) returns the exit status instead of exiting, so tests call it
 # in-process as well as by subprocess. Bad flags and a busy port give one
-# line naming the problem and status 2. `serve` prints one line
-# "listening on HOST:PORT (tls|plain)" once it accepts connections, then
-# how to connect, and serves until SIGINT or SIGTERM.
+# line naming the problem and status 2 (after argparse's usage for flags).
+# `serve` prints one line "listening on HOST:PORT (tls|plain)" once its
+# socket accepts connections, then how to connect with cqlsh and with the
+# Python driver, and serves until SIGINT or SIGTERM.
+#
+# Rules: the snippets printed are commands that work as printed (paths and
+# credentials shell-quoted, a wildcard address replaced by loopback); the
+# certificates of a TLS node are written to --certs-dir, or to a temporary
+# directory removed when the node stops.
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
-import os
+import shlex
 import shutil
 import signal
 import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import trustme
 
 from .node import PasswordAuth
+from .reactors import REACTORS
 from .server import CQLServer
-from .tls import ClientAuth, TLSConfig, tls_version, write_client_files
+from .tls import ClientAuth, TLSConfig, server_identities, tls_version, write_client_files
 
 __all__ = ["main", "build_parser"]
 
@@ -84,15 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=9042, help="port (default 9042; 0 picks a free one)")
     serve.add_argument("--tls", action="store_true", help="speak TLS (certificates made fresh by trustme)")
     serve.add_argument("--mtls", action="store_true", help="TLS and require a client certificate (implies --tls)")
-    serve.add_argument("--certs-dir", type=Path,
-                       help="write ca.pem (and client.pem/client.key with --mtls) here; default: a temporary directory")
+    serve.add_argument("--certs-dir", type=Path, metavar="DIR",
+                       help="write ca.pem, cqlshrc (and client.pem/client.key with --mtls) here; "
+                            "default: a temporary directory removed at exit")
     serve.add_argument("--auth", type=_auth, metavar="USER:PASSWORD", help="require PasswordAuthenticator credentials")
     serve.add_argument("--protocol-versions", type=_versions, default=[3, 4, 5], metavar="3,4,5",
                        help="native protocol versions served (default 3,4,5)")
-    serve.add_argument("--tls-min", type=_tls_version, default="1.2", metavar="1.2|1.3")
-    serve.add_argument("--tls-max", type=_tls_version, default="1.3", metavar="1.2|1.3")
+    serve.add_argument("--tls-min", type=_tls_version, metavar="1.2|1.3", help="lowest TLS version (default 1.2)")
+    serve.add_argument("--tls-max", type=_tls_version, metavar="1.2|1.3", help="highest TLS version (default 1.3)")
+    serve.set_defaults(parser=serve)
     demo = commands.add_parser("demo", help="start a TLS node, connect the installed driver to it, query it")
-    demo.add_argument("--reactor", default=None, help="driver reactor: asyncio, asyncore, libev, transport (default: the driver's)")
+    demo.add_argument("--reactor", choices=list(REACTORS), default=None,
+                      help="driver reactor (default: the driver's own default)")
+    demo.set_defaults(parser=demo)
     return parser
 
 
@@ -100,50 +112,81 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse has printed the usage and the error
-        return int(exc.code or 0)
+    except SystemExit as exc:  # argparse has printed the usage and the error (or --help)
+        return exc.code if isinstance(exc.code, int) else 2
+    prog = args.parser.prog
     try:
         if args.command == "serve":
             return _serve(args)
-        from .demo import run_demo
-
-        return run_demo(reactor=args.reactor)
+        return _demo(args)
     except _UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        args.parser.print_usage(sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"{parser.prog}: error: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{prog}: error: {_os_error_text(exc)}", file=sys.stderr)
         return 2
+
+
+def _os_error_text(exc: OSError) -> str:
+    text = exc.strerror or str(exc)
+    if exc.filename is not None:
+        text += f": {exc.filename}"
+    if exc.errno == errno.EADDRINUSE:
+        text += " (another process has this port; --port 0 picks a free one)"
+    return text
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(reactor=args.reactor)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    if args.certs_dir is not None and not (args.tls or args.mtls):
-        raise _UsageError("--certs-dir needs --tls or --mtls")
-    if tls_version(args.tls_min) > tls_version(args.tls_max):
-        raise _UsageError(f"--tls-min {args.tls_min} is above --tls-max {args.tls_max}")
-    if not ipaddress.ip_address(args.host).is_loopback:
+    use_tls = args.tls or args.mtls
+    if not use_tls:
+        for flag, value in (("--certs-dir", args.certs_dir), ("--tls-min", args.tls_min), ("--tls-max", args.tls_max)):
+            if value is not None:
+                raise _UsageError(f"{flag} needs --tls or --mtls")
+    tls_min, tls_max = args.tls_min or "1.2", args.tls_max or "1.3"
+    if tls_version(tls_min) > tls_version(tls_max):
+        raise _UsageError(f"--tls-min {tls_min} is above --tls-max {tls_max}")
+    address = ipaddress.ip_address(args.host)
+    if not address.is_loopback:
         print(f"warning: listening on {args.host}, not loopback: other machines can reach this fake node",
-              file=sys.stderr)
-    tls = None
-    temp_dir = None
-    files = {}
-    if args.tls or args.mtls:
-        ca = trustme.CA()
-        tls = TLSConfig.create(
-            ca, client_auth=ClientAuth.REQUIRED if args.mtls else ClientAuth.NONE,
-            min_version=args.tls_min, max_version=args.tls_max,
-        )
-        certs_dir = args.certs_dir
-        if certs_dir is None:
-            temp_dir = tempfile.mkdtemp(prefix="fakecql-certs-")
-            certs_dir = Path(temp_dir)
-        files = write_client_files(certs_dir, ca, tls.issue_client_cert() if args.mtls else None)
-    server = CQLServer(tls=tls, host=args.host, port=args.port, protocol_versions=args.protocol_versions,
-                       auth=args.auth)
+              file=sys.stderr, flush=True)
+    # From here on SIGINT/SIGTERM only ask to stop: the node starts, then stops cleanly.
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    temp_dir: Optional[Path] = None
     try:
+        tls = None
+        files: Dict[str, Path] = {}
+        if use_tls:
+            if args.certs_dir is None:
+                temp_dir = certs_dir = Path(tempfile.mkdtemp(prefix="fakecql-certs-"))
+            else:
+                certs_dir = args.certs_dir.resolve()
+            ca = trustme.CA()
+            identities = list(server_identities())
+            if not address.is_unspecified and args.host not in identities:
+                identities.append(args.host)  # so clients that check the name can reach a non-loopback node
+            tls = TLSConfig.create(
+                ca, server_cert=ca.issue_cert(*identities),
+                client_auth=ClientAuth.REQUIRED if args.mtls else ClientAuth.NONE,
+                min_version=tls_min, max_version=tls_max,
+            )
+            try:
+                files = write_client_files(certs_dir, ca, tls.issue_client_cert() if args.mtls else None)
+                files["cqlshrc"] = _write_cqlshrc(certs_dir, files)
+            except OSError as exc:
+                raise OSError(exc.errno, f"--certs-dir {certs_dir}: cannot write the certificates there: "
+                                         f"{_os_error_text(exc)}") from None
+        server = CQLServer(tls=tls, host=args.host, port=args.port, protocol_versions=args.protocol_versions,
+                           auth=args.auth)
+        if stop.is_set():
+            return 0
         server.start()
         try:
             print(f"listening on {_hostport(server.host, server.port)} ({'tls' if tls else 'plain'})", flush=True)
@@ -161,29 +204,46 @@ def _serve(args: argparse.Namespace) -> int:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def _write_cqlshrc(directory: Path, files: Dict[str, Path]) -> Path:
+    """A cqlshrc with the [ssl] settings (cqlsh reads client certificates only from there)."""
+    def value(path: Path) -> str:
+        return str(path).replace("%", "%%")  # cqlsh's ConfigParser interpolates '%'
+
+    lines = ["; written by python -m fakecql serve", "[ssl]", f"certfile = {value(files['ca'])}", "validate = true"]
+    if "client_cert" in files:
+        lines += [f"usercert = {value(files['client_cert'])}", f"userkey = {value(files['client_key'])}"]
+    path = directory / "cqlshrc"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _snippets(server: CQLServer, files: dict, auth: Optional[PasswordAuth]) -> str:
-    host, port = server.host, server.port
-    lines = ["", "cqlsh:"]
-    cqlsh = f"  cqlsh {host} {port}"
-    if auth:
-        cqlsh += f" -u {auth.username} -p {auth.password}"
+def _client_host(host: str) -> str:
+    """Where a local client connects: loopback when the node listens on every address."""
+    address = ipaddress.ip_address(host)
+    if address.is_unspecified:
+        return "::1" if address.version == 6 else "127.0.0.1"
+    return host
+
+
+def _snippets(server: CQLServer, files: Dict[str, Path], auth: Optional[PasswordAuth]) -> str:
+    host, port = _client_host(server.host), server.port
+    cqlsh = ["cqlsh"]
     if files:
-        env = f"SSL_CERTFILE={files['ca']} SSL_VALIDATE=true"
-        if "client_cert" in files:
-            env += f" SSL_USERCERTFILE={files['client_cert']} SSL_USERKEYFILE={files['client_key']}"
-        cqlsh = f"  {env} cqlsh --ssl {host} {port}" + (f" -u {auth.username} -p {auth.password}" if auth else "")
-    lines.append(cqlsh)
+        cqlsh += ["--ssl", "--cqlshrc", str(files["cqlshrc"])]
+    if auth:
+        cqlsh += ["-u", auth.username, "-p", auth.password]
+    cqlsh += [host, str(port)]
+    lines = ["", "cqlsh:", "  " + " ".join(shlex.quote(part) for part in cqlsh)]
     lines += ["", "Python driver (scylla-driver or cassandra-driver):", "  from cassandra.cluster import Cluster"]
     kwargs = f"contact_points=[{host!r}], port={port}"
     if files:
-        lines += ["  import ssl",
-                  "  ctx = ssl.create_default_context(cafile=%r)" % str(files["ca"])]
+        lines += ["  import ssl", f"  ctx = ssl.create_default_context(cafile={str(files['ca'])!r})"]
         if "client_cert" in files:
-            lines.append("  ctx.load_cert_chain(%r, %r)" % (str(files["client_cert"]), str(files["client_key"])))
+            lines.append(f"  ctx.load_cert_chain({str(files['client_cert'])!r}, {str(files['client_key'])!r})")
         kwargs += ", ssl_context=ctx"
     if auth:
         lines.append("  from cassandra.auth import PlainTextAuthProvider")
@@ -191,5 +251,5 @@ def _snippets(server: CQLServer, files: dict, auth: Optional[PasswordAuth]) -> s
     lines += [f"  session = Cluster({kwargs}).connect()",
               "  print(session.execute('SELECT release_version FROM system.local').one())"]
     if files:
-        lines += ["", f"certificates in {os.path.dirname(files['ca'])}"]
+        lines += ["", f"certificates in {files['ca'].parent}"]
     return "\n".join(lines)

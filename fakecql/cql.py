@@ -108,7 +108,7 @@ _TOKEN = re.compile(
     | (?P<quoted>"(?:[^"]|"")*")
     | (?P<uuid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})
     | (?P<blob>0[xX][0-9a-fA-F]*)
-    | (?P<number>-?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|-?NaN|-?Infinity)
+    | (?P<number>-?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|(?i:-?NaN|-?Infinity)(?![A-Za-z0-9_]))
     | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<marker>\?|:[A-Za-z_][A-Za-z0-9_]*)
     | (?P<punct><=|>=|!=|[(),.;*=<>\[\]{}+\-:])
@@ -117,19 +117,24 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 
+# A duration as USING TIMEOUT takes it: "2000ms", "5s", "1h30m" (CQL's units).
+_DURATION = r"\d+\s*(?:{unit})?(?:\d+(?:{unit}))*".format(unit="mo|ms|us|\u00b5s|ns|y|w|d|h|m|s")
 _SUFFIXES = re.compile(
-    r"(?:\s+USING\s+TIMEOUT\s+\d+\s*(?:ms|us|s|m|h|d)?|\s+BYPASS\s+CACHE|\s+ALLOW\s+FILTERING|\s*;)+\s*$",
+    rf"(?:\s+USING\s+TIMEOUT\s+{_DURATION}|\s+BYPASS\s+CACHE|\s+ALLOW\s+FILTERING|\s*;)+\s*$",
     re.IGNORECASE,
 )
+# Whitespace is collapsed outside string constants and quoted names only.
+_QUOTED_OR_SPACE = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|\s+""")
 
 
 def normalize_query(text: str) -> str:
     """The statement with whitespace collapsed and ignorable suffixes removed.
 
     Used both to parse and to match primed queries, so `... USING TIMEOUT
-    2000ms` matches the query primed without it.
+    2000ms` matches the query primed without it. Whitespace inside 'string
+    constants' and "quoted names" is kept as it is.
     """
-    text = " ".join(text.split())
+    text = _QUOTED_OR_SPACE.sub(lambda m: " " if m.group().isspace() else m.group(), text).strip()
     return _SUFFIXES.sub("", text)
 
 

@@ -590,9 +590,14 @@ class NodeSession:
         for column, term in zip(statement.columns, statement.values):
             if column not in types:
                 raise _InvalidRequest(f"Undefined column name {column} in table {keyspace}.{table.name}")
-            row[column] = _term_value(term, types[column], values)
+            value = row[column] = _term_value(term, types[column], values)
+            if value is not None and value is not UNSET:
+                try:
+                    types[column].serialize(value)
+                except ValueError as exc:
+                    raise _InvalidRequest(f"Invalid value for column {column} of type {types[column]}: {exc}") from None
         key_columns = [c.name for c in table.columns if c.kind in ("partition_key", "clustering")]
-        missing = [k for k in key_columns if row.get(k) is None]
+        missing = [k for k in key_columns if row.get(k) is None or row.get(k) is UNSET]
         if missing:
             raise _InvalidRequest(f"Some primary key parts are missing: {', '.join(missing)}")
         with self.node._lock:
@@ -764,13 +769,17 @@ def _literal(term: cql.Literal, cql_type: CqlType) -> Any:
         if name == "decimal":
             return decimal.Decimal(term.text)
         if name == "boolean":
-            return term.text.lower() == "true"
+            if term.kind != "bool":
+                raise ValueError("expected true or false")
+            return term.text == "true"
         if name in ("uuid", "timeuuid"):
             return uuid.UUID(term.text)
         if name == "inet":
             return ipaddress.ip_address(term.text)
         if name == "blob":
+            if term.kind != "blob":
+                raise ValueError("expected a 0x... constant")
             return bytes.fromhex(term.text[2:])
-    except ValueError as exc:
+    except (ValueError, ArithmeticError) as exc:  # decimal.InvalidOperation is an ArithmeticError
         raise _InvalidRequest(f"Invalid {term.kind} constant ({term.text}) for a {name} value: {exc}") from None
     raise _InvalidRequest(f"fakecql cannot read a {term.kind} constant as a {name} value; bind it instead")

@@ -66,7 +66,7 @@ def test_unexpected_query_fails_the_test_at_teardown_and_says_what(suite):
             assert read_frame(sock)[0] == 0x08  # answered (empty rows)
             sock.close()
     ''')
-    result = suite.runpytest("-p", "no:cacheprovider")
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines([
         "*ERROR at teardown of test_sends_an_unknown_update*",
@@ -89,7 +89,7 @@ def test_malformed_frame_is_reported_at_teardown(suite):
             assert opcode == 0x00  # ERROR
             sock.close()
     ''')
-    result = suite.runpytest("-p", "no:cacheprovider")
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*ProtocolIncident: frame body length 1073741824 exceeds the limit*"])
 
@@ -108,7 +108,7 @@ def test_server_exception_is_reported_at_teardown(suite):
             assert sock.recv(100) == b""  # the node ended the connection
             sock.close()
     ''')
-    result = suite.runpytest("-p", "no:cacheprovider")
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*ServerException*", "*ZeroDivisionError: broken matcher*"])
 
@@ -132,7 +132,7 @@ def test_marker_and_taking_incidents_opt_out(suite):
             send_update(cql_server, cql_ssl_context)
             assert [i.query for i in cql_server.activity.take_incidents()] == ["UPDATE t SET v = 1"]
     ''')
-    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    suite.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 
 def test_factory_builds_any_node_and_stops_them_all(suite):
@@ -161,7 +161,7 @@ def test_factory_builds_any_node_and_stops_them_all(suite):
                 with pytest.raises(OSError):
                     socket.create_connection(address, timeout=1).close()
     ''')
-    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    suite.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 
 def test_configuration_fixtures_can_be_overridden(suite):
@@ -185,7 +185,7 @@ def test_configuration_fixtures_can_be_overridden(suite):
             sock.close()
             assert cql_server.activity.of_type(HandshakeCompleted)[0].protocol == "TLSv1.2"
     ''')
-    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    suite.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
 def test_safe_under_xdist(suite):
@@ -202,5 +202,5 @@ def test_safe_under_xdist(suite):
             assert opcode == 0x08 and body.endswith(b"\\x00\\x00\\x00\\x04" + n.to_bytes(4, "big"))
             sock.close()
     ''')
-    result = suite.runpytest("-p", "no:cacheprovider", "-n", "2")
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
     result.assert_outcomes(passed=8)
