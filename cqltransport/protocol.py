@@ -1,0 +1,200 @@
+# The asyncio side of AsyncioTransportConnection: a Protocol over a plain TCP
+# transport, with TLS done by an SSLObject over two MemoryBIOs.
+#
+# Strategy (CPython's asyncio/sslproto.py, reduced to what a CQL connection
+# needs): the transport moves ciphertext; TLSLayer turns it into plaintext
+# and back. SSLWantReadError means "flush what is outgoing, then wait for
+# bytes"; after every operation the outgoing BIO is flushed to the
+# transport, so TLS 1.3 post-handshake messages (NewSessionTicket, KeyUpdate)
+# are answered whichever direction the application is using. Driving the
+# SSLObject ourselves, instead of loop.create_connection(ssl=...), is what
+# lets a cached TLS session be offered at the handshake.
+#
+# Rules: every callback is guarded: any exception ends the connection with
+# that exception as its last_error (nothing is left in a future nobody
+# reads); the connection's callbacks fire at most once; the transport's
+# water marks drive the connection's `_socket_writable` (backpressure).
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .reactor import AsyncioTransportConnection
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TLSLayer", "CQLProtocol"]
+
+_READ_CHUNK = 256 * 1024
+
+
+class TLSLayer:
+    """Client-side TLS over memory BIOs (sans-IO)."""
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        server_hostname: Optional[str],
+        session: Optional[ssl.SSLSession] = None,
+    ) -> None:
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self.sslobj = context.wrap_bio(
+            self._incoming, self._outgoing, server_side=False,
+            server_hostname=server_hostname or None, session=session,
+        )
+        self.handshake_done = False
+        self.peer_closed = False
+
+    def start(self) -> bytes:
+        """Begin the handshake; returns the ClientHello to send."""
+        self.step_handshake()
+        return self.take_outgoing()
+
+    def step_handshake(self) -> bool:
+        """Drive the handshake with what has arrived; True once complete."""
+        try:
+            self.sslobj.do_handshake()
+        except ssl.SSLWantReadError:
+            return False
+        self.handshake_done = True
+        return True
+
+    def feed(self, ciphertext: bytes) -> bytes:
+        """Bytes from the peer in; the plaintext now readable out (b'' if none)."""
+        self._incoming.write(ciphertext)
+        if not self.handshake_done and not self.step_handshake():
+            return b""
+        chunks = []
+        while True:
+            try:
+                chunk = self.sslobj.read(_READ_CHUNK)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                self.peer_closed = True
+                break
+            if not chunk:
+                self.peer_closed = True
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        view = memoryview(plaintext)
+        while view:
+            written = self.sslobj.write(view)
+            view = view[written:]
+        return self.take_outgoing()
+
+    def shutdown(self) -> bytes:
+        """Our close_notify, to send before closing the transport."""
+        try:
+            self.sslobj.unwrap()
+        except (ssl.SSLWantReadError, ssl.SSLZeroReturnError, ssl.SSLSyscallError):
+            pass
+        except ssl.SSLError as exc:  # the session is already broken
+            log.debug("TLS shutdown after an error: %s", exc)
+        return self.take_outgoing()
+
+    def take_outgoing(self) -> bytes:
+        return self._outgoing.read() if self._outgoing.pending else b""
+
+
+class CQLProtocol(asyncio.Protocol):
+    """Bridges one asyncio transport to one driver Connection."""
+
+    def __init__(self, connection: "AsyncioTransportConnection", tls: Optional[TLSLayer]) -> None:
+        self.connection = connection
+        self.tls = tls
+        self.transport: Optional[asyncio.Transport] = None
+        self.ready = False  # TLS (if any) done: CQL bytes may flow
+        self._lost = False
+
+    # Every asyncio callback goes through _guard: an exception ends the connection.
+    def _guard(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception as exc:
+            log.debug("Connection %s failed in %s: %r", self.connection, callback.__name__, exc)
+            self.connection.defunct(exc)
+            self.abort()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._guard(self._made, transport)
+
+    def _made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if not self.connection._attach(self):
+            transport.close()  # closed while the transport was being made
+            return
+        if self.tls is None:
+            self._ready()
+            return
+        self.connection._tls_handshake_started(self)
+        self._send(self.tls.start())
+
+    def data_received(self, data: bytes) -> None:
+        self._guard(self._received, data)
+
+    def _received(self, data: bytes) -> None:
+        if self.tls is None:
+            self.connection._bytes_received(data)
+            return
+        was_done = self.tls.handshake_done
+        plaintext = self.tls.feed(data)  # ssl.SSLError ends the connection, via _guard
+        self._send(self.tls.take_outgoing())
+        if not was_done and self.tls.handshake_done:
+            self._ready()
+        if plaintext:
+            self.connection._bytes_received(plaintext)
+        if self.tls.peer_closed and self.transport is not None:
+            self._send(self.tls.shutdown())
+            self.transport.close()
+
+    def _ready(self) -> None:
+        self.ready = True
+        self.connection._transport_ready(self)
+
+    def eof_received(self) -> Optional[bool]:
+        return False  # close our side too; connection_lost follows
+
+    def pause_writing(self) -> None:
+        self.connection._socket_writable = False
+
+    def resume_writing(self) -> None:
+        self.connection._socket_writable = True
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self.connection._socket_writable = True
+        self._guard(self.connection._transport_lost, exc)
+
+    # -- writing and closing (loop thread only) -----------------------------------
+    def write(self, plaintext: bytes) -> None:
+        if self.tls is not None:
+            self._send(self.tls.encrypt(plaintext))
+        else:
+            self._send(plaintext)
+
+    def _send(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        """Close cleanly: TLS close_notify (if the handshake finished), then FIN."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.tls is not None and self.tls.handshake_done:
+            self._send(self.tls.shutdown())
+        self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()

@@ -1,0 +1,348 @@
+# AsyncioTransportConnection: the driver's Connection over asyncio's
+# transport/protocol layer, with TLS over MemoryBIO (see protocol.py).
+#
+# Strategy: keep everything the base Connection does (address families,
+# sockopts, the shard-aware local port, framing, stream ids, the
+# OPTIONS/STARTUP/auth handshake, defunct()); replace only what a reactor
+# supplies: the loop thread, timers, push, close, and the byte plumbing.
+# The TCP connect stays in the base class (_wrap_socket_from_context hands
+# back the plain socket instead of an SSLSocket); the connected socket is
+# then given to loop.create_connection(sock=...) and TLS, if any, runs in
+# our protocol, which can offer the driver's cached TLS session.
+#
+# One connect timeout, split: the TCP connect is bounded by it; the TLS
+# handshake must finish before HANDSHAKE_SHARE of it has passed, and fails
+# with TLSHandshakeTimeout naming the TLS handshake; the CQL startup gets the
+# rest (Connection.factory waits on connected_event for what is left).
+# connected_event keeps the driver's meaning: set when the CQL startup
+# completed or failed, never when the transport connects.
+#
+# Rules: the concurrent future of the set-up task is always read (its
+# exception defuncts the connection); every loop callback is guarded; push()
+# and close() may be called from any thread; writes queued by many pushes
+# go out in one transport write (one TLS record run) per loop turn.
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import socket
+import ssl
+import threading
+import time
+from typing import Any, Callable, List, Optional
+
+from cassandra.connection import Connection, ConnectionException, ConnectionShutdown
+
+from .protocol import CQLProtocol, TLSLayer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AsyncioTransportConnection", "TLSHandshakeTimeout", "LoopTimer", "HANDSHAKE_SHARE"]
+
+# The TLS handshake must be done when this share of connect_timeout has
+# passed since the connection began: the rest is left to the CQL startup, and
+# the handshake's own, clearer error beats the factory's OperationTimedOut.
+HANDSHAKE_SHARE = 0.9
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
+
+class TLSHandshakeTimeout(ConnectionException):
+    """The TLS handshake did not complete within its share of the connect timeout."""
+
+
+class LoopTimer:
+    """A driver timer on the reactor's loop; thread-safe, cancellable, cheap to cancel."""
+
+    __slots__ = ("end", "_callback", "_handle", "_cancelled", "_loop", "_thread")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, thread: threading.Thread, timeout: float, callback: Callable[[], Any]
+    ) -> None:
+        self.end = time.time() + timeout
+        self._callback = callback
+        self._handle: Optional[asyncio.TimerHandle] = None
+        self._cancelled = False
+        self._loop = loop
+        self._thread = thread
+        if threading.current_thread() is thread:
+            self._arm(timeout)
+        else:
+            loop.call_soon_threadsafe(self._arm, timeout)
+
+    def _arm(self, timeout: float) -> None:
+        if not self._cancelled:
+            self._handle = self._loop.call_later(timeout, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if self._cancelled:
+            return
+        try:
+            self._callback()
+        except Exception:  # surfaces in the log; a timer belongs to no connection
+            log.exception("Timer callback %r failed", self._callback)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        handle = self._handle
+        if handle is not None:
+            if threading.current_thread() is self._thread:
+                handle.cancel()
+            elif not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(handle.cancel)
+
+    def finish(self, *args: Any) -> bool:
+        """TimerManager compatibility: the loop fires the timer, nothing to do here."""
+        return self._cancelled or self._handle is None
+
+
+def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    # Our callbacks are guarded; whatever reaches here is not ours to swallow.
+    log.error("Unhandled error on the cqltransport loop: %s", context.get("message"),
+              exc_info=context.get("exception"))
+
+
+class AsyncioTransportConnection(Connection):
+    """A Connection whose I/O (TLS included) runs on asyncio's transport layer.
+
+    Use it with either driver: ``Cluster(connection_class=AsyncioTransportConnection)``.
+    """
+
+    # The handshake is ours (TLSLayer), so a cached session can be offered.
+    supports_tls_session_resumption = True
+
+    _loop: Optional[asyncio.AbstractEventLoop] = None
+    _loop_thread: Optional[threading.Thread] = None
+    _reactor_lock = threading.Lock()
+    _pid = os.getpid()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._began = time.monotonic()
+        Connection.__init__(self, *args, **kwargs)
+        self._protocol: Optional[CQLProtocol] = None
+        self._tls: Optional[TLSLayer] = None
+        self._setup: Optional[concurrent.futures.Future] = None
+        self._handshake_timer: Optional[asyncio.TimerHandle] = None
+        self._pending: List[bytes] = []
+        self._pending_lock = threading.Lock()
+        self._flush_scheduled = False
+        self.initialize_reactor()
+        self._connect_socket()  # TCP, blocking, bounded by connect_timeout (base class)
+        self._socket.setblocking(False)
+        assert self._loop is not None
+        # The set-up task's future is read by _setup_finished, always.
+        self._setup = asyncio.run_coroutine_threadsafe(self._create_transport(), self._loop)
+        self._setup.add_done_callback(self._setup_finished)
+
+    # -- reactor-wide ---------------------------------------------------------------
+    @classmethod
+    def initialize_reactor(cls) -> None:
+        with cls._reactor_lock:
+            if cls._pid != os.getpid():
+                cls._forget_loop()  # a forked child cannot use its parent's loop thread
+            if cls._loop is None or cls._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                loop.set_exception_handler(_loop_exception_handler)
+                started = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(started.set)
+                    loop.run_forever()
+
+                thread = threading.Thread(target=run, name="cqltransport_loop", daemon=True)
+                thread.start()
+                started.wait(10)
+                cls._loop, cls._loop_thread = loop, thread
+
+    @classmethod
+    def _forget_loop(cls) -> None:
+        cls._loop = None
+        cls._loop_thread = None
+        cls._pid = os.getpid()
+
+    @classmethod
+    def handle_fork(cls) -> None:
+        with cls._reactor_lock:
+            cls._forget_loop()
+
+    @classmethod
+    def create_timer(cls, timeout: float, callback: Callable[[], Any]) -> LoopTimer:
+        cls.initialize_reactor()
+        assert cls._loop is not None and cls._loop_thread is not None
+        return LoopTimer(cls._loop, cls._loop_thread, timeout, callback)
+
+    def _on_loop_thread(self) -> bool:
+        return threading.current_thread() is self._loop_thread
+
+    # -- connecting -----------------------------------------------------------------
+    def _wrap_socket_from_context(self) -> socket.socket:
+        # No SSLSocket: TLS runs over MemoryBIO once the TCP connect is done.
+        return self._socket
+
+    def _server_hostname(self) -> str:
+        """The name the certificate is checked against, as the seed specifies:
+        ssl_options' server_hostname; else the endpoint address when the
+        context checks host names; else "" (no SNI, no name check)."""
+        if self.ssl_options and self.ssl_options.get("server_hostname") is not None:
+            return str(self.ssl_options["server_hostname"])
+        if self.ssl_context is not None and self.ssl_context.check_hostname:
+            return str(self.endpoint.address)
+        return ""
+
+    def _deadline(self) -> float:
+        timeout = self.connect_timeout or DEFAULT_CONNECT_TIMEOUT
+        return self._began + HANDSHAKE_SHARE * timeout
+
+    async def _create_transport(self) -> None:
+        loop = asyncio.get_running_loop()
+        tls = None
+        if self.ssl_context is not None:
+            tls = TLSLayer(self.ssl_context, self._server_hostname())
+            restore = getattr(self, "_restore_tls_session", None)  # drivers with a session cache
+            if restore is not None:
+                restore(tls.sslobj)
+        self._tls = tls
+        await loop.create_connection(lambda: CQLProtocol(self, tls), sock=self._socket)
+
+    def _setup_finished(self, future: concurrent.futures.Future) -> None:
+        # Always read: an exception here must end the connection, not vanish.
+        exc = future.exception() if not future.cancelled() else None
+        if exc is not None:
+            if self._protocol is None:
+                self._socket.close()  # no transport took it
+            self.defunct(exc)
+
+    def _attach(self, protocol: CQLProtocol) -> bool:
+        """The transport is up; False if the connection was closed meanwhile."""
+        self._protocol = protocol
+        return not (self.is_closed or self.is_defunct)
+
+    def _tls_handshake_started(self, protocol: CQLProtocol) -> None:
+        assert self._loop is not None
+        left = self._deadline() - time.monotonic()
+        self._handshake_timer = self._loop.call_later(max(left, 0), self._handshake_timed_out, protocol)
+
+    def _handshake_timed_out(self, protocol: CQLProtocol) -> None:
+        self._handshake_timer = None
+        if protocol.ready or self.is_closed or self.is_defunct:
+            return
+        timeout = self.connect_timeout or DEFAULT_CONNECT_TIMEOUT
+        exc = TLSHandshakeTimeout(
+            f"TLS handshake with {self.endpoint} did not complete within "
+            f"{HANDSHAKE_SHARE * timeout:.3g} s ({HANDSHAKE_SHARE:.0%} of the {timeout:.3g} s connect timeout)",
+            self.endpoint,
+        )
+        self.defunct(exc)
+        protocol.abort()
+
+    def _transport_ready(self, protocol: CQLProtocol) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        tls = self._tls
+        if tls is not None:
+            offered = getattr(self, "_tls_session_offered", None)
+            if offered is not None and not tls.sslobj.session_reused:
+                log.debug("The node refused the TLS session offered by %s", self)
+                self._discard_tls_session()
+        if self.is_closed or self.is_defunct:
+            protocol.close()
+            return
+        self._send_options_message()  # CQL startup; connected_event waits for READY
+        self._flush()
+
+    def _bytes_received(self, data: bytes) -> None:
+        self._iobuf.write(data)
+        self.process_io_buffer()
+
+    def _transport_lost(self, exc: Optional[BaseException]) -> None:
+        if exc is not None:
+            self.defunct(exc)
+        else:
+            self.close()
+
+    # -- TLS session accessors used by the driver's resumption policy ---------------
+    def _get_resumable_tls_session(self) -> Optional[ssl.SSLSession]:
+        if self._tls is None:
+            return None
+        session = self._tls.sslobj.session
+        if session is None or not (session.has_ticket or session.id):
+            return None
+        return session
+
+    def _tls_negotiated_version(self) -> Optional[str]:
+        return self._tls.sslobj.version() if self._tls is not None else None
+
+    # -- writing ----------------------------------------------------------------------
+    def push(self, data: bytes) -> None:
+        with self._pending_lock:
+            self._pending.append(data)
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        loop = self._loop
+        assert loop is not None
+        if self._on_loop_thread():
+            loop.call_soon(self._flush)
+        else:
+            loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        protocol = self._protocol
+        if protocol is None or not protocol.ready:
+            with self._pending_lock:
+                self._flush_scheduled = False
+            return  # _transport_ready flushes what waited
+        with self._pending_lock:
+            chunks, self._pending = self._pending, []
+            self._flush_scheduled = False
+        if not chunks:
+            return
+        try:
+            protocol.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        except Exception as exc:
+            self.defunct(exc)
+            protocol.abort()
+
+    # -- closing ------------------------------------------------------------------------
+    def close(self) -> None:
+        with self.lock:
+            if self.is_closed:
+                return
+            self.is_closed = True
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._close_now()
+        elif self._on_loop_thread():
+            self._close_now()
+        else:
+            try:
+                loop.call_soon_threadsafe(self._close_now)
+            except RuntimeError:  # the loop closed meanwhile
+                self._close_now()
+
+    def _close_now(self) -> None:
+        try:
+            log.debug("Closing connection (%s) to %s", id(self), self.endpoint)
+            if self._handshake_timer is not None:
+                self._handshake_timer.cancel()
+                self._handshake_timer = None
+            with self._pending_lock:
+                self._pending = []
+            protocol = self._protocol
+            if protocol is not None:
+                protocol.close()  # cancels a handshake in progress too
+            elif self._setup is not None and self._setup.done() and self._socket is not None:
+                self._socket.close()  # the set-up failed: no transport took the socket
+            # else: the set-up is still creating the transport; the protocol
+            # sees the connection closed when it attaches, and closes it.
+        finally:
+            if not self.is_defunct:
+                msg = f"Connection to {self.endpoint} was closed"
+                if self.last_error:
+                    msg += f": {self.last_error}"
+                self.error_all_requests(ConnectionShutdown(msg))
+                self.connected_event.set()
