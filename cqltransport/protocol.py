@@ -120,8 +120,8 @@ class CQLProtocol(asyncio.Protocol):
             callback(*args)
         except Exception as exc:
             log.debug("Connection %s failed in %s: %r", self.connection, callback.__name__, exc)
-            self.connection.defunct(exc)
-            self.abort()
+            self.connection.defunct(exc)  # closes us too: what is buffered (a TLS alert) still goes out
+            self.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._guard(self._made, transport)
@@ -146,8 +146,10 @@ class CQLProtocol(asyncio.Protocol):
             self.connection._bytes_received(data)
             return
         was_done = self.tls.handshake_done
-        plaintext = self.tls.feed(data)  # ssl.SSLError ends the connection, via _guard
-        self._send(self.tls.take_outgoing())
+        try:
+            plaintext = self.tls.feed(data)  # ssl.SSLError ends the connection, via _guard
+        finally:
+            self._send(self.tls.take_outgoing())  # our alert, if the handshake failed
         if not was_done and self.tls.handshake_done:
             self._ready()
         if plaintext:
@@ -193,7 +195,7 @@ class CQLProtocol(asyncio.Protocol):
             return
         if self.tls is not None and self.tls.handshake_done:
             self._send(self.tls.shutdown())
-        self.transport.close()
+        self.transport.close()  # what is buffered is still sent
 
     def abort(self) -> None:
         if self.transport is not None:

@@ -223,7 +223,7 @@ class AsyncioTransportConnection(Connection):
     def _tls_handshake_started(self, protocol: CQLProtocol) -> None:
         assert self._loop is not None
         left = self._deadline() - time.monotonic()
-        self._handshake_timer = self._loop.call_later(max(left, 0), self._handshake_timed_out, protocol)
+        self._handshake_timer = self._loop.call_later(max(left, 0), self._guard, self._handshake_timed_out, protocol)
 
     def _handshake_timed_out(self, protocol: CQLProtocol) -> None:
         self._handshake_timer = None
@@ -252,7 +252,7 @@ class AsyncioTransportConnection(Connection):
             protocol.close()
             return
         self._send_options_message()  # CQL startup; connected_event waits for READY
-        self._flush()
+        self._flush()  # what was pushed before the transport was ready
 
     def _bytes_received(self, data: bytes) -> None:
         self._iobuf.write(data)
@@ -286,9 +286,9 @@ class AsyncioTransportConnection(Connection):
         loop = self._loop
         assert loop is not None
         if self._on_loop_thread():
-            loop.call_soon(self._flush)
+            loop.call_soon(self._guard, self._flush)
         else:
-            loop.call_soon_threadsafe(self._flush)
+            loop.call_soon_threadsafe(self._guard, self._flush)
 
     def _flush(self) -> None:
         protocol = self._protocol
@@ -299,13 +299,18 @@ class AsyncioTransportConnection(Connection):
         with self._pending_lock:
             chunks, self._pending = self._pending, []
             self._flush_scheduled = False
-        if not chunks:
-            return
-        try:
+        if chunks:
             protocol.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _guard(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run a loop callback of ours; any exception ends the connection with it."""
+        try:
+            callback(*args)
         except Exception as exc:
+            log.debug("Connection %s failed in %s: %r", self, callback.__name__, exc)
             self.defunct(exc)
-            protocol.abort()
+            if self._protocol is not None:
+                self._protocol.close()
 
     # -- closing ------------------------------------------------------------------------
     def close(self) -> None:
@@ -325,6 +330,8 @@ class AsyncioTransportConnection(Connection):
                 self._close_now()
 
     def _close_now(self) -> None:
+        # Closing cannot defunct a closed connection: a failure here is logged, and
+        # the finally clause still releases every waiter.
         try:
             log.debug("Closing connection (%s) to %s", id(self), self.endpoint)
             if self._handshake_timer is not None:
@@ -339,6 +346,8 @@ class AsyncioTransportConnection(Connection):
                 self._socket.close()  # the set-up failed: no transport took the socket
             # else: the set-up is still creating the transport; the protocol
             # sees the connection closed when it attaches, and closes it.
+        except Exception:
+            log.exception("Closing connection %s failed", self)
         finally:
             if not self.is_defunct:
                 msg = f"Connection to {self.endpoint} was closed"
