@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import errno
 import ipaddress
+import os
 import shlex
 import shutil
 import signal
@@ -134,6 +135,8 @@ def _os_error_text(exc: OSError) -> str:
         text += f": {exc.filename}"
     if exc.errno == errno.EADDRINUSE:
         text += " (another process has this port; --port 0 picks a free one)"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        text += " (--host must be an address of this machine)"
     return text
 
 
@@ -187,7 +190,11 @@ def _serve(args: argparse.Namespace) -> int:
                            auth=args.auth)
         if stop.is_set():
             return 0
-        server.start()
+        try:
+            server.start()
+        except OSError as exc:  # asyncio's text repeats the address: say it once, with the system's reason
+            reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+            raise OSError(exc.errno, f"cannot listen on {_hostport(args.host, args.port)}: {reason}") from None
         try:
             print(f"listening on {_hostport(server.host, server.port)} ({'tls' if tls else 'plain'})", flush=True)
             print(_snippets(server, files, args.auth), flush=True)

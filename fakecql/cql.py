@@ -152,7 +152,8 @@ def _tokenize(text: str) -> List[_Tok]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            raise _NotRecognized(f"unexpected character {text[pos:pos + 10]!r} at {pos}")
+            at = len(text) - len(text[pos:].lstrip())  # the character, not the spaces before it
+            raise _NotRecognized(f"unexpected character {text[at:at + 10]!r} at {at}")
         kind = match.lastgroup or ""
         raw = match.group(kind)
         if kind == "name":

@@ -37,6 +37,12 @@ class ConnectionControl(Protocol):
     def pause_reading(self) -> None:
         """Stop reading from the socket: the client's writes back up (TCP flow control)."""
 
+    def resume_reading(self) -> None:
+        """Read from the socket again."""
+
+    def first_time(self, fault: "Fault") -> bool:
+        """True the first time a fault asks on this connection (for faults that act once)."""
+
     def reset(self) -> None:
         """Abort with a TCP RST."""
 
@@ -75,6 +81,9 @@ class Fault:
         Return False to drop it unanswered."""
         return True
 
+    def input_buffered(self, ctl: ConnectionControl, pending: int) -> None:
+        """`pending` bytes of a frame not yet complete are buffered after a read."""
+
 
 @dataclass(frozen=True)
 class StallHandshake(Fault):
@@ -105,11 +114,40 @@ class StallHandshake(Fault):
 
 @dataclass(frozen=True)
 class StopReading(Fault):
-    """Stop reading from the client once the connection is established."""
+    """Stop reading from the client: once the connection is established
+    (`min_pending=0`), or once a frame of which at least `min_pending` bytes
+    arrived is still incomplete (a large write in progress). With
+    `resume_after`, read again after that many seconds."""
+
+    min_pending: int = 0
+    resume_after: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if self.min_pending < 0:
+            raise ValueError(f"StopReading min_pending must be >= 0, got {self.min_pending}")
+        if self.resume_after is not None and self.resume_after <= 0:
+            raise ValueError(f"StopReading resume_after must be positive, got {self.resume_after}")
 
     def established(self, ctl: ConnectionControl) -> None:
+        if self.min_pending == 0 and ctl.first_time(self):
+            self._stop(ctl, "stopped reading from the client")
+
+    def input_buffered(self, ctl: ConnectionControl, pending: int) -> None:
+        if self.min_pending and pending >= self.min_pending and ctl.first_time(self):
+            self._stop(ctl, f"stopped reading with {pending} bytes of a frame buffered")
+
+    def _stop(self, ctl: ConnectionControl, detail: str) -> None:
         ctl.pause_reading()
-        ctl.log(self, "stopped reading from the client")
+        if self.resume_after is None:
+            ctl.log(self, detail)
+            return
+        ctl.log(self, f"{detail}, for {self.resume_after} s")
+
+        def resume() -> None:
+            ctl.resume_reading()
+            ctl.log(self, "reading again")
+
+        ctl.call_later(self.resume_after, resume)
 
 
 @dataclass(frozen=True)
@@ -137,17 +175,21 @@ class FaultPlan:
     def __init__(self, faults: Tuple[Fault, ...] = ()) -> None:
         self._faults: List[Fault] = list(faults)
         self._lock = threading.Lock()
+        self.version = 0  # bumped on every change, so connections can cache their faults
 
     def add(self, fault: Fault) -> Fault:
+        """Apply `fault` from now on, to open connections as well as new ones."""
         if not isinstance(fault, Fault):
             raise TypeError(f"a fault plan holds Fault objects, got {fault!r}")
         with self._lock:
             self._faults.append(fault)
+            self.version += 1
         return fault
 
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            self.version += 1
 
     def for_connection(self, number: int) -> List[Fault]:
         with self._lock:
@@ -165,8 +207,11 @@ class FaultPlan:
     def stall_handshake(self, stage: str = "client_hello", *, connections: Optional[Tuple[int, ...]] = None) -> Fault:
         return self.add(StallHandshake(stage=stage, connections=connections))
 
-    def stop_reading(self, *, connections: Optional[Tuple[int, ...]] = None) -> Fault:
-        return self.add(StopReading(connections=connections))
+    def stop_reading(
+        self, *, min_pending: int = 0, resume_after: Optional[float] = None,
+        connections: Optional[Tuple[int, ...]] = None,
+    ) -> Fault:
+        return self.add(StopReading(min_pending=min_pending, resume_after=resume_after, connections=connections))
 
     def reset(self, on_request: int = 0, *, connections: Optional[Tuple[int, ...]] = None) -> Fault:
         return self.add(ResetConnection(on_request=on_request, connections=connections))

@@ -157,13 +157,18 @@ class Priming:
             self._match = matcher
         else:
             raise TypeError(f"when_query() takes a str, a compiled re or a callable, got {matcher!r}")
-        if times is not None and (not isinstance(times, int) or times < 1):
+        if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
             raise ValueError(f"times must be a positive integer or None, got {times!r}")
         self.times = times
         self.matched = 0
         self.params: Tuple[Tuple[str, CqlType], ...] = tuple(
             (name, parse_type(type_text)) for name, type_text in (params or {}).items()
         )
+        if isinstance(matcher, str) and params is not None and len(self.params) != cql.count_markers(matcher):
+            raise ValueError(
+                f"priming {self.description} declares {len(self.params)} params for "
+                f"{cql.count_markers(matcher)} bind markers"
+            )
         self.answer: Optional[_PrimedAnswer] = None
 
     def matches(self, normalized_query: str) -> bool:
@@ -195,7 +200,10 @@ class Priming:
                     raise ValueError(f"row {i} has {len(values)} values for the {len(names)} columns {names}")
             for (name, cql_type), value in zip(typed, values):
                 if value is not None:
-                    cql_type.serialize(value)  # fail now, naming the value, not at query time
+                    try:
+                        cql_type.serialize(value)  # fail now, naming the value, not at query time
+                    except ValueError as exc:
+                        raise ValueError(f"row {i}, column {name}: {exc}") from None
             table.append(values)
         self.answer = _Rows(typed, tuple(table))
         return self
@@ -225,6 +233,7 @@ class _Prepared:
     params: Tuple[ColumnSpec, ...]
     result_columns: Tuple[ColumnSpec, ...]
     metadata_id: bytes
+    keyspace: Optional[str] = None  # where unqualified names resolve: PREPARE's keyspace, or USE's
 
 
 class _InvalidRequest(Exception):
@@ -464,12 +473,16 @@ class NodeSession:
         if priming is not None and priming.answer is not None:
             return priming.answer.respond(self.node, statement)
         values = self._bound_values(statement, params, prepared)
+        # Unqualified names: a prepared statement's keyspace, a v5 QUERY's, else USE's.
+        keyspace = (prepared.keyspace if prepared else params.keyspace) or self.keyspace
         if isinstance(statement, cql.Use):
             return self._use(statement.keyspace)
         if isinstance(statement, cql.Select):
-            return self._select(statement, values, params, skip_metadata=params.skip_metadata and prepared is not None)
+            return self._select(
+                statement, values, params, keyspace, skip_metadata=params.skip_metadata and prepared is not None
+            )
         if isinstance(statement, cql.Insert):
-            return self._insert(statement, values)
+            return self._insert(statement, values, keyspace)
         self.node.activity.add(
             UnexpectedRequest(
                 self.connection,
@@ -516,8 +529,8 @@ class NodeSession:
         self.keyspace = keyspace
         return SetKeyspaceResult(keyspace=keyspace)
 
-    def _table(self, keyspace: Optional[str], name: str) -> Tuple[str, TableDef]:
-        keyspace = keyspace or self.keyspace
+    def _table(self, keyspace: Optional[str], name: str, default: Optional[str]) -> Tuple[str, TableDef]:
+        keyspace = keyspace or default
         if keyspace is None:
             raise _InvalidRequest("No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename")
         table = self.node.schema.table(keyspace, name)
@@ -526,10 +539,10 @@ class NodeSession:
         return keyspace, table
 
     def _select_output(
-        self, statement: cql.Select
+        self, statement: cql.Select, default_keyspace: Optional[str]
     ) -> Tuple[str, TableDef, List[Tuple[str, CqlType, Optional[str]]]]:
         """The table a SELECT reads and its output columns: (name, type, source column or None for count)."""
-        keyspace, table = self._table(statement.keyspace, statement.table)
+        keyspace, table = self._table(statement.keyspace, statement.table, default_keyspace)
         types = {c.name: c.type for c in table.columns}
         output: List[Tuple[str, CqlType, Optional[str]]] = []
         for selector in statement.selectors:
@@ -547,9 +560,15 @@ class NodeSession:
         return keyspace, table, output
 
     def _select(
-        self, statement: cql.Select, values: Sequence[Any], params: QueryParameters, *, skip_metadata: bool
+        self,
+        statement: cql.Select,
+        values: Sequence[Any],
+        params: QueryParameters,
+        default_keyspace: Optional[str],
+        *,
+        skip_metadata: bool,
     ) -> Response:
-        keyspace, table, output = self._select_output(statement)
+        keyspace, table, output = self._select_output(statement, default_keyspace)
         types = {c.name: c.type for c in table.columns}
         rows = self.node.rows_of(keyspace, table)
         for condition in statement.where:
@@ -583,8 +602,8 @@ class NodeSession:
             metadata = RowsMetadata(columns=specs, paging_state=paging_state)
         return RowsResult(metadata=metadata, rows=tuple(cells))
 
-    def _insert(self, statement: cql.Insert, values: Sequence[Any]) -> Response:
-        keyspace, table = self._table(statement.keyspace, statement.table)
+    def _insert(self, statement: cql.Insert, values: Sequence[Any], default_keyspace: Optional[str]) -> Response:
+        keyspace, table = self._table(statement.keyspace, statement.table, default_keyspace)
         types = {c.name: c.type for c in table.columns}
         row: Dict[str, Any] = {}
         for column, term in zip(statement.columns, statement.values):
@@ -632,7 +651,7 @@ class NodeSession:
             params = self._infer_params(statement, keyspace_name, markers)
         if isinstance(statement, cql.Select) and priming is None:
             try:
-                keyspace, table, output = self._select_output(statement)
+                keyspace, table, output = self._select_output(statement, keyspace_name)
             except _InvalidRequest:
                 pass  # EXECUTE will answer the same error
             else:
@@ -640,7 +659,7 @@ class NodeSession:
                     ColumnSpec(keyspace=keyspace, table=table.name, name=n, type=t) for n, t, _ in output
                 )
         metadata_id = hashlib.md5(repr(result_columns).encode()).digest()
-        prepared = _Prepared(normalized, statement, params, result_columns, metadata_id)
+        prepared = _Prepared(normalized, statement, params, result_columns, metadata_id, keyspace_name)
         query_id = self.node.remember_prepared(prepared, keyspace_name)
         pk_indexes: Tuple[int, ...] = ()
         return PreparedResult(
@@ -702,9 +721,12 @@ class NodeSession:
             if statement.query_id is not None:
                 prepared = self.node.prepared(statement.query_id)
                 assert prepared is not None
-                self._query(prepared.query, QueryParameters(values=statement.values), version, prepared=prepared)
+                answer = self._query(prepared.query, QueryParameters(values=statement.values), version, prepared=prepared)
             else:
-                self._query(statement.query or "", QueryParameters(values=statement.values), version)
+                params = QueryParameters(values=statement.values, keyspace=request.keyspace)
+                answer = self._query(statement.query or "", params, version)
+            if isinstance(answer, Error):  # e.g. primed: the batch fails with it
+                return answer
         return VoidResult()
 
 
@@ -767,6 +789,8 @@ def _literal(term: cql.Literal, cql_type: CqlType) -> Any:
         if name in ("float", "double"):
             return float(term.text)
         if name == "decimal":
+            if term.kind != "number":  # decimal.Decimal() raises InvalidOperation, not ValueError
+                raise ValueError("expected a number")
             return decimal.Decimal(term.text)
         if name == "boolean":
             if term.kind != "bool":
@@ -780,6 +804,6 @@ def _literal(term: cql.Literal, cql_type: CqlType) -> Any:
             if term.kind != "blob":
                 raise ValueError("expected a 0x... constant")
             return bytes.fromhex(term.text[2:])
-    except (ValueError, ArithmeticError) as exc:  # decimal.InvalidOperation is an ArithmeticError
+    except ValueError as exc:
         raise _InvalidRequest(f"Invalid {term.kind} constant ({term.text}) for a {name} value: {exc}") from None
     raise _InvalidRequest(f"fakecql cannot read a {term.kind} constant as a {name} value; bind it instead")

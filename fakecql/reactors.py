@@ -52,7 +52,10 @@ def load_reactor(name: str) -> Type:
         raise ImportError(f"reactor {name} ({info.qualified_name}) cannot be imported here: {exc}") from exc
     except Exception as exc:  # e.g. libev's C extension failing to initialise
         raise ImportError(f"reactor {name} ({info.qualified_name}) failed to load: {exc!r}") from exc
-    return getattr(module, info.class_name)
+    try:
+        return getattr(module, info.class_name)
+    except AttributeError:
+        raise ImportError(f"reactor {name}: {info.module} has no {info.class_name}") from None
 
 
 def available_reactors(names: Optional[List[str]] = None) -> Tuple[Dict[str, Type], Dict[str, str]]:

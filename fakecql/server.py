@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import itertools
+import os
 import socket
 import ssl
 import struct
@@ -71,12 +72,23 @@ class _Connection(asyncio.Protocol):
         self.cql = ServerConnection(versions=server.protocol_versions, max_frame_body=server.max_frame_body)
         self.session: NodeSession = server.node.session(number)
         self.tls: Optional[TLSEngine] = None
-        self.faults: List[Fault] = server.faults.for_connection(number)
+        self._faults: List[Fault] = []
+        self._faults_version = -1
+        self._fired: List[Fault] = []  # faults that acted once here (by identity)
         self.requests = 0
         self.input_held = False
         self.held: List[bytes] = []
         self.closing = False
         self.timers: Set[asyncio.TimerHandle] = set()
+
+    @property
+    def faults(self) -> List[Fault]:
+        """This connection's faults, refreshed when the plan changes."""
+        plan = self.server.faults
+        if plan.version != self._faults_version:
+            self._faults_version = plan.version
+            self._faults = plan.for_connection(self.number)
+        return self._faults
 
     # -- asyncio callbacks (each guarded) -----------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -195,6 +207,11 @@ class _Connection(asyncio.Protocol):
             self._write(b"".join(answers))
         if fatal:
             self.close()
+            return
+        pending = self.cql.pending_input
+        if pending:
+            for fault in self.faults:
+                fault.input_buffered(self, pending)
 
     def _answer(self, event: RequestReceived) -> Optional[bytes]:
         self.requests += 1
@@ -270,6 +287,17 @@ class _Connection(asyncio.Protocol):
         self._paused_by_fault = True
         if self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._paused_by_fault = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def first_time(self, fault: Fault) -> bool:
+        if any(f is fault for f in self._fired):
+            return False
+        self._fired.append(fault)
+        return True
 
     def reset(self) -> None:
         sock = self.transport.get_extra_info("socket") if self.transport else None
@@ -516,7 +544,8 @@ class CQLServer:
                 host=self.host, port=self.port, family=family, reuse_address=True,
             )
         except OSError as exc:
-            raise OSError(exc.errno, f"fakecql cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(exc.errno, f"fakecql cannot listen on {self.host}:{self.port}: {reason}") from None
         self.port = self._server.sockets[0].getsockname()[1]
         self.node.bind(self.host, self.port)
         self._all_closed = asyncio.Event()

@@ -84,6 +84,12 @@ class ServerConnection:
         self.compressor: Optional[Lz4] = None  # in force, both ways
         self._negotiated: Optional[Lz4] = None  # agreed in STARTUP, in force after READY/AUTHENTICATE
 
+    @property
+    def pending_input(self) -> int:
+        """Bytes received that do not make a whole frame (or segment) yet."""
+        segments = self._segments.buffered if self._segments is not None else 0
+        return self._frames.buffered + segments
+
     def negotiate_compression(self, name: str) -> None:
         """STARTUP asked for `name` and the node accepted: compress from the next READY/AUTHENTICATE on."""
         try:

@@ -322,6 +322,10 @@ class SegmentReader:
         self.compressor = compressor
         self._header_size = 3 if compressor is None else 5
 
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
     def feed(self, data: bytes) -> None:
         self._buf += data
 

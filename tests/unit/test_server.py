@@ -135,7 +135,7 @@ def test_exception_inside_a_fault_surfaces_and_ends_only_that_connection(cql_ser
     server = cql_server_factory(tls=False)
     with RawClient(server.address) as bystander:
         bystander.start()
-        server.faults.add(_RaisingFault())  # applies to connections opened from now on
+        server.faults.add(_RaisingFault(connections=(2,)))  # the next connection only
         with RawClient(server.address) as client:
             client.send(Options())
             assert client.closed_by_peer()

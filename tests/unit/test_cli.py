@@ -1,0 +1,550 @@
+# `python -m fakecql serve`, in-process through cli.main(argv) and as a real
+# process: the listening line comes once the port accepts connections (a
+# raw CQL client connects right after reading it, no retry), SIGINT and
+# SIGTERM end it cleanly, every bad flag and a busy port give one error
+# line and status 2, and the printed driver snippet works as printed.
+#
+# Rules: every wait is bounded (subprocess output is read line by line by a
+# thread into a queue, with a deadline); every process a test starts is
+# killed in a finally block if it is still running; clients connect only to
+# loopback addresses.
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import ssl
+import stat
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import pytest
+import trustme
+
+import fakecql.cli as cli
+from fakecql import CQLServer, NodeIdentity
+
+TIMEOUT = 30.0  # seconds any one step may take (process start, stop, connect)
+LISTENING = re.compile(r"^listening on (?P<host>\[[0-9a-f:]+\]|[0-9.]+):(?P<port>\d+) \((?P<mode>tls|plain)\)$")
+RELEASE_VERSION = NodeIdentity().release_version
+
+
+# --------------------------------------------------------------------------
+# Helpers: a raw CQL OPTIONS exchange, a served process
+# --------------------------------------------------------------------------
+
+OP_ERROR, OP_OPTIONS, OP_SUPPORTED = 0x00, 0x05, 0x06
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError(f"connection closed after {len(data)} of {size} bytes")
+        data += chunk
+    return data
+
+
+def options_exchange(
+    host: str, port: int, *, context: Optional[ssl.SSLContext] = None, version: int = 4,
+    server_hostname: Optional[str] = None,
+) -> Tuple[int, int, bytes, str]:
+    """Send OPTIONS (stream 1) and read one frame: (version byte, opcode, body, TLS version or '')."""
+    with socket.create_connection((host, port), timeout=TIMEOUT) as raw:
+        sock: socket.socket = raw
+        if context is not None:
+            sock = context.wrap_socket(raw, server_hostname=server_hostname or host)
+        with sock:
+            sock.sendall(struct.pack(">BBhBi", version, 0, 1, OP_OPTIONS, 0))
+            answer_version, _flags, stream, opcode, length = struct.unpack(">BBhBi", _recv_exactly(sock, 9))
+            assert stream == 1
+            body = _recv_exactly(sock, length)
+            return answer_version, opcode, body, sock.version() if context is not None else ""
+
+
+def assert_supported(answer: Tuple[int, int, bytes, str], version: int = 4) -> None:
+    answer_version, opcode, body, _ = answer
+    assert (answer_version, opcode) == (0x80 | version, OP_SUPPORTED), answer
+    assert b"CQL_VERSION" in body and b"PROTOCOL_VERSIONS" in body
+
+
+def client_tls(ca_pem: Path, **kwargs: object) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca_pem))
+    for name, value in kwargs.items():
+        setattr(context, name, value)
+    return context
+
+
+class _LineReader(threading.Thread):
+    """Reads a pipe line by line into a queue, so the test can wait with a deadline."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        self.seen: List[str] = []
+        self.start()
+
+    def run(self) -> None:
+        for line in self.stream:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)  # EOF
+
+    def next_line(self, deadline: float) -> Optional[str]:
+        try:
+            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"no output line within the deadline; output so far: {self.seen}") from None
+        if line is not None:
+            self.seen.append(line)
+        return line
+
+    def rest(self, timeout: float = TIMEOUT) -> List[str]:
+        """Every line up to EOF (the process has ended)."""
+        self.join(timeout)
+        assert not self.is_alive(), f"the pipe is still open after {timeout} s"
+        while True:
+            line = self.lines.get_nowait()
+            if line is None:
+                return self.seen
+            self.seen.append(line)
+
+
+class ServeProcess:
+    """`python -m fakecql serve --port 0 ...` as a subprocess; use as a context manager."""
+
+    def __init__(self, *flags: str, env: Optional[Dict[str, str]] = None, port: str = "0") -> None:
+        self.argv = [sys.executable, "-m", "fakecql", "serve", "--port", port, *flags]
+        self.env = env
+        self.host = ""
+        self.port = 0
+        self.mode = ""
+
+    def __enter__(self) -> "ServeProcess":
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=self.env)
+        self.out = _LineReader(self.proc.stdout)  # type: ignore[arg-type]
+        self.err = _LineReader(self.proc.stderr)  # type: ignore[arg-type]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait(TIMEOUT)
+        finally:
+            self.out.join(TIMEOUT)
+            self.err.join(TIMEOUT)
+            self.proc.stdout.close()  # type: ignore[union-attr]
+            self.proc.stderr.close()  # type: ignore[union-attr]
+
+    def wait_listening(self) -> "ServeProcess":
+        """Read stdout up to the listening line, which must be the first line."""
+        line = self.out.next_line(time.monotonic() + TIMEOUT)
+        if line is None:
+            self.proc.wait(TIMEOUT)
+            raise AssertionError(f"serve exited with {self.proc.returncode} before listening; "
+                                 f"stderr: {self.err.rest()}")
+        match = LISTENING.match(line)
+        assert match, f"the first line is not the listening line: {line!r}"
+        self.host, self.port, self.mode = match["host"].strip("[]"), int(match["port"]), match["mode"]
+        assert self.port > 0, line  # --port 0 prints the port it picked
+        return self
+
+    def read_through(self, marker: str) -> List[str]:
+        """Read stdout lines until one starting with `marker` (the snippets follow the listening line)."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            line = self.out.next_line(deadline)
+            assert line is not None, f"serve's output ended before {marker!r}: {self.out.seen}"
+            if line.startswith(marker):
+                return self.out.seen
+
+    def stop(self, sig: int = signal.SIGINT) -> Tuple[int, List[str], List[str]]:
+        """Send `sig`; (exit status, all stdout lines, all stderr lines)."""
+        self.proc.send_signal(sig)
+        status = self.proc.wait(TIMEOUT)
+        return status, self.out.rest(), self.err.rest()
+
+    def snippet(self, title: str) -> str:
+        """The indented block printed under the line `title`."""
+        lines = self.out.seen[self.out.seen.index(title) + 1:]
+        block = []
+        for line in lines:
+            if not line.startswith("  "):
+                break
+            block.append(line)
+        return textwrap.dedent("\n".join(block))
+
+
+def run_cli(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fakecql", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def env_with_tmpdir(tmp_path: Path) -> Tuple[Dict[str, str], Path]:
+    """The environment for a served process whose temporary files go to a directory of the test's."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    return dict(os.environ, TMPDIR=str(tmpdir)), tmpdir
+
+
+def assert_one_error_line(stderr: str, *fragments: str) -> str:
+    """argparse's usage (possibly wrapped), then exactly one error line containing `fragments`."""
+    lines = stderr.splitlines()
+    assert lines, "nothing on stderr"
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in lines if not (line.startswith("usage: ") or line.startswith(" "))]
+    assert len(errors) == 1 and errors[0] == lines[-1], stderr
+    assert lines[0].startswith("usage: python -m fakecql"), stderr
+    assert errors[0].startswith("python -m fakecql") and ": error: " in errors[0], errors[0]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port another socket listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield sock.getsockname()[1]
+
+
+# --------------------------------------------------------------------------
+# Bad flags: one error line, status 2 (in-process)
+# --------------------------------------------------------------------------
+
+BAD_FLAGS = [
+    ("port-too-big", ["serve", "--port", "70000"], ["--port", "port must be in 0-65535, got 70000"]),
+    ("port-negative", ["serve", "--port", "-1"], ["--port", "port must be in 0-65535, got -1"]),
+    ("port-not-a-number", ["serve", "--port", "ninety"], ["--port", "expected a port number, got 'ninety'"]),
+    ("host-name", ["serve", "--host", "localhost"], ["--host", "expected an IP address", "'localhost'"]),
+    ("host-bad-ip", ["serve", "--host", "127.0.0.256"], ["--host", "'127.0.0.256'"]),
+    ("auth-no-colon", ["serve", "--auth", "cassandra"], ["--auth", "USER:PASSWORD", "'cassandra'"]),
+    ("auth-no-user", ["serve", "--auth", ":secret"], ["--auth", "USER:PASSWORD", "':secret'"]),
+    ("versions-unknown", ["serve", "--protocol-versions", "2,4"], ["--protocol-versions", "among 3, 4 and 5", "'2,4'"]),
+    ("versions-not-numbers", ["serve", "--protocol-versions", "v4"], ["--protocol-versions", "like 3,4,5", "'v4'"]),
+    ("versions-empty", ["serve", "--protocol-versions", ","], ["--protocol-versions", "among 3, 4 and 5"]),
+    ("certs-dir-without-tls", ["serve", "--certs-dir", "certs"], ["--certs-dir needs --tls or --mtls"]),
+    ("tls-min-without-tls", ["serve", "--tls-min", "1.3"], ["--tls-min needs --tls or --mtls"]),
+    ("tls-max-without-tls", ["serve", "--tls-max", "1.2"], ["--tls-max needs --tls or --mtls"]),
+    ("tls-min-above-max", ["serve", "--tls", "--tls-min", "1.3", "--tls-max", "1.2"],
+     ["--tls-min 1.3 is above --tls-max 1.2"]),
+    ("tls-version-unknown", ["serve", "--tls", "--tls-min", "1.1"], ["--tls-min", "'1.2' or '1.3'", "'1.1'"]),
+    ("unknown-flag", ["serve", "--bogus"], ["unrecognized arguments: --bogus"]),
+    ("unknown-command", ["frobnicate"], ["invalid choice: 'frobnicate'"]),
+    ("no-command", [], ["the following arguments are required: COMMAND"]),
+    ("unknown-reactor", ["demo", "--reactor", "nope"], ["--reactor", "invalid choice: 'nope'"]),
+]
+
+
+@pytest.mark.parametrize("argv, fragments", [b[1:] for b in BAD_FLAGS], ids=[b[0] for b in BAD_FLAGS])
+def test_bad_flags_give_one_error_line_and_status_2(argv, fragments, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # --certs-dir certs must not be created anywhere but here (nor at all)
+
+    status = cli.main(argv)
+
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    assert_one_error_line(err, *fragments)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_usage_errors_of_serve_show_serve_usage(capsys):
+    assert cli.main(["serve", "--certs-dir", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m fakecql serve ")
+    assert err.splitlines()[-1] == "python -m fakecql serve: error: --certs-dir needs --tls or --mtls"
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["serve", "--port", "70000"], ["port must be in 0-65535"]),
+    (["serve", "--tls", "--tls-min", "1.3", "--tls-max", "1.2"], ["--tls-min 1.3 is above --tls-max 1.2"]),
+    ([], ["the following arguments are required: COMMAND"]),
+], ids=["bad-port", "tls-min-above-max", "no-command"])
+def test_bad_flags_by_subprocess(argv, fragments):
+    result = run_cli(*argv)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert_one_error_line(result.stderr, *fragments)
+
+
+def test_help_lists_every_serve_flag(capsys):
+    assert cli.main(["serve", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--host", "--port", "--tls", "--mtls", "--certs-dir", "--auth", "--protocol-versions",
+                 "--tls-min", "--tls-max"):
+        assert flag in out
+
+
+def test_help_by_subprocess():
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    assert "serve" in result.stdout and "demo" in result.stdout
+
+
+# --------------------------------------------------------------------------
+# A busy port: one line, status 2, no traceback
+# --------------------------------------------------------------------------
+
+def test_busy_port_in_process(busy_port, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+
+    status = cli.main(["serve", "--tls", "--port", str(busy_port)])
+
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    assert err.splitlines() == [
+        f"python -m fakecql serve: error: cannot listen on 127.0.0.1:{busy_port}: Address already in use"
+        " (another process has this port; --port 0 picks a free one)"
+    ]
+    assert list(tmp_path.iterdir()) == []  # the temporary certificates are gone too
+
+
+def test_busy_port_by_subprocess(busy_port):
+    result = run_cli("serve", "--port", str(busy_port))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{busy_port}: Address already in use" in lines[0]
+
+
+def test_unwritable_certs_dir_names_it(tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("not a directory")
+
+    status = cli.main(["serve", "--tls", "--port", "0", "--certs-dir", str(target)])
+
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"python -m fakecql serve: error: --certs-dir {target}: cannot write the certificates")
+
+
+# --------------------------------------------------------------------------
+# Serving in-process: main() returns 0 when told to stop
+# --------------------------------------------------------------------------
+
+def test_serve_in_process(capsys, tmp_path, monkeypatch):
+    started = threading.Event()
+    servers: List[CQLServer] = []
+
+    class RecordingServer(CQLServer):
+        def start(self, timeout: float = 10.0) -> CQLServer:
+            super().start(timeout)
+            servers.append(self)
+            started.set()
+            return self
+
+    monkeypatch.setattr(cli, "CQLServer", RecordingServer)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    answers: List[object] = []
+    handlers: List[object] = []
+
+    def client() -> None:
+        # Runs while main() serves: connect, then do what SIGINT does (call the handler serve installed).
+        if not started.wait(TIMEOUT):
+            return
+        try:
+            [ca_pem] = tmp_path.glob("fakecql-certs-*/ca.pem")
+            answers.append(options_exchange("127.0.0.1", servers[0].port, context=client_tls(ca_pem)))
+        except Exception as exc:
+            answers.append(exc)
+        finally:
+            handler = signal.getsignal(signal.SIGINT)
+            handlers.append(handler)
+            if callable(handler) and handler is not signal.default_int_handler:
+                handler(signal.SIGINT, None)
+
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        status = cli.main(["serve", "--tls", "--port", "0", "--protocol-versions", "4"])
+    finally:
+        if not started.is_set():
+            started.set()  # nothing to connect to: let the client end
+        thread.join(TIMEOUT)
+
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert err == ""
+    assert len(answers) == 1 and not isinstance(answers[0], Exception), answers
+    assert len(handlers) == 1 and handlers[0] not in previous  # serve's own handler was in place
+    assert_supported(answers[0])  # type: ignore[arg-type]
+    lines = out.splitlines()
+    assert lines[0] == f"listening on 127.0.0.1:{servers[0].port} (tls)"
+    assert lines[-1] == "stopped"
+    assert not servers[0].running
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == previous
+    assert list(tmp_path.iterdir()) == []  # the temporary certificates are removed
+
+
+# --------------------------------------------------------------------------
+# Serving by subprocess
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_tls_serve_answers_then_stops_cleanly_on_signal(sig, tmp_path):
+    env, tmpdir = env_with_tmpdir(tmp_path)
+    with ServeProcess("--tls", env=env) as served:
+        served.wait_listening()
+        assert (served.host, served.mode) == ("127.0.0.1", "tls")
+        # Right after the line, with no retry: the port accepts connections.
+        [certs] = tmpdir.glob("fakecql-certs-*")
+        assert_supported(options_exchange(served.host, served.port, context=client_tls(certs / "ca.pem")))
+        served.read_through("certificates in ")
+        started = time.monotonic()
+
+        status, out, err = served.stop(sig)
+
+    assert status == 0, err
+    assert time.monotonic() - started < 10
+    assert err == []
+    assert out[-1] == "stopped"
+    assert f"certificates in {certs}" in out
+    assert not certs.exists()
+    assert list(tmpdir.iterdir()) == []
+
+
+def test_written_ca_rejects_and_is_needed(tmp_path):
+    # Negative control: the same connection with a CA that is not the node's fails.
+    with ServeProcess("--tls", "--certs-dir", str(tmp_path / "certs")) as served:
+        served.wait_listening()
+        other_ca = tmp_path / "other-ca.pem"
+        trustme.CA().cert_pem.write_to_path(str(other_ca))
+        with pytest.raises(ssl.SSLCertVerificationError):
+            options_exchange(served.host, served.port, context=client_tls(other_ca))
+        with pytest.raises(ssl.SSLCertVerificationError):
+            options_exchange(served.host, served.port, context=client_tls(tmp_path / "certs" / "ca.pem"),
+                             server_hostname="not-the-node.example")
+        assert_supported(options_exchange(served.host, served.port, context=client_tls(tmp_path / "certs" / "ca.pem"),
+                                          server_hostname="localhost"))
+        status, _, err = served.stop()
+    assert status == 0, err
+    assert (tmp_path / "certs" / "ca.pem").exists()  # a --certs-dir is the user's: it stays
+
+
+def test_plain_serve_with_protocol_versions():
+    with ServeProcess("--protocol-versions", "3,4") as served:
+        served.wait_listening()
+        assert served.mode == "plain"
+        assert_supported(options_exchange(served.host, served.port, version=4))
+        assert_supported(options_exchange(served.host, served.port, version=3), version=3)
+        answer_version, opcode, body, _ = options_exchange(served.host, served.port, version=5)
+        assert opcode == OP_ERROR
+        assert struct.unpack(">i", body[:4])[0] == 0x000A  # ProtocolError: v5 is not served
+        status, out, err = served.stop()
+    assert status == 0, err
+    assert "certificates in" not in "\n".join(out)
+
+
+@pytest.mark.parametrize("flags, client, expected", [
+    (["--tls-max", "1.2"], {}, "TLSv1.2"),
+    (["--tls-min", "1.3"], {}, "TLSv1.3"),
+    (["--tls-min", "1.3"], {"maximum_version": ssl.TLSVersion.TLSv1_2}, None),
+    (["--tls-max", "1.2"], {"minimum_version": ssl.TLSVersion.TLSv1_3}, None),
+], ids=["max-1.2", "min-1.3", "min-1.3-refuses-1.2-client", "max-1.2-refuses-1.3-client"])
+def test_tls_versions(flags, client, expected, tmp_path):
+    with ServeProcess("--tls", "--certs-dir", str(tmp_path), *flags) as served:
+        served.wait_listening()
+        context = client_tls(tmp_path / "ca.pem", **client)
+        if expected is None:
+            with pytest.raises(ssl.SSLError):
+                options_exchange(served.host, served.port, context=context)
+        else:
+            answer = options_exchange(served.host, served.port, context=context)
+            assert_supported(answer)
+            assert answer[3] == expected
+        status, _, err = served.stop()
+    assert status == 0, err
+
+
+def test_mtls_certs_dir_auth_and_the_driver_snippet(tmp_path):
+    certs = tmp_path / "certs"
+    with ServeProcess("--mtls", "--certs-dir", str(certs), "--auth", "alice:s3cret pass") as served:
+        served.wait_listening()
+        served.read_through("certificates in ")
+
+        assert sorted(p.name for p in certs.iterdir()) == ["ca.pem", "client.key", "client.pem", "cqlshrc"]
+        assert stat.S_IMODE((certs / "client.key").stat().st_mode) == 0o600
+        # Negative control: no client certificate, no CQL.
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            options_exchange(served.host, served.port, context=client_tls(certs / "ca.pem"))
+        context = client_tls(certs / "ca.pem")
+        context.load_cert_chain(str(certs / "client.pem"), str(certs / "client.key"))
+        assert_supported(options_exchange(served.host, served.port, context=context))
+
+        # The Python driver snippet, run as printed.
+        code = served.snippet("Python driver (scylla-driver or cassandra-driver):")
+        assert "PlainTextAuthProvider('alice', 's3cret pass')" in code
+        assert f"load_cert_chain({str(certs / 'client.pem')!r}" in code
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT * 2)
+        assert result.returncode == 0, result.stderr
+        assert f"release_version='{RELEASE_VERSION}'" in result.stdout
+
+        cqlsh = served.snippet("cqlsh:")
+        assert cqlsh == (f"cqlsh --ssl --cqlshrc {certs / 'cqlshrc'} -u alice -p 's3cret pass' "
+                         f"127.0.0.1 {served.port}")
+        status, _, err = served.stop()
+    assert status == 0, err
+
+
+def test_plain_driver_snippet_works():
+    with ServeProcess() as served:
+        served.wait_listening()
+        served.read_through("  print(session.execute")
+        code = served.snippet("Python driver (scylla-driver or cassandra-driver):")
+        assert "ssl" not in code
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT * 2)
+        assert result.returncode == 0, result.stderr
+        assert f"release_version='{RELEASE_VERSION}'" in result.stdout
+        assert served.snippet("cqlsh:") == f"cqlsh 127.0.0.1 {served.port}"
+        status, _, err = served.stop()
+    assert status == 0, err
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+def test_ipv6_loopback(tmp_path):
+    with ServeProcess("--host", "::1", "--tls", "--certs-dir", str(tmp_path)) as served:
+        served.wait_listening()
+        assert served.out.seen[0] == f"listening on [::1]:{served.port} (tls)"
+        answer = options_exchange("::1", served.port, context=client_tls(tmp_path / "ca.pem"))
+        assert_supported(answer)
+        status, _, err = served.stop(signal.SIGTERM)
+    assert status == 0, err
+
+
+def test_non_loopback_host_warns(tmp_path):
+    # Listens on every address; the test connects to none of them, it only stops the node.
+    with ServeProcess("--host", "0.0.0.0") as served:
+        served.wait_listening()
+        assert served.host == "0.0.0.0"
+        served.read_through("  print(session.execute")
+        assert served.snippet("cqlsh:") == f"cqlsh 127.0.0.1 {served.port}"  # a wildcard is not an address to reach
+        status, _, err = served.stop()
+    assert status == 0, err
+    assert err == ["warning: listening on 0.0.0.0, not loopback: other machines can reach this fake node"]
