@@ -5,7 +5,6 @@
 # that connect over TLS today; the asyncio reactor has its own suite.
 from __future__ import annotations
 
-import ssl
 
 import pytest
 import trustme

@@ -23,7 +23,7 @@ import trustme
 
 from fakecql import NodeIdentity
 
-from ..unit.test_cli import TIMEOUT, ServeProcess
+from ..serve_process import TIMEOUT, ServeProcess
 
 pytestmark = pytest.mark.cqlsh
 

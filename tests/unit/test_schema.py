@@ -589,8 +589,12 @@ def test_changes_from_another_thread_do_not_break_derivation() -> None:
     worker.start()
     try:
         for _ in range(50):
-            schema.lookup("system_schema", "columns").rows
-            schema.version
+            # Each derivation is a consistent snapshot: a table of ks that
+            # appears has its whole column list, and the version is a UUID.
+            rows = [r for r in schema.lookup("system_schema", "columns").rows if r["keyspace_name"] == "ks"]
+            assert all(r["column_name"] == "k" and r["kind"] == "partition_key" for r in rows)
+            assert len({r["table_name"] for r in rows}) == len(rows)
+            assert isinstance(schema.version, uuid.UUID)
     finally:
         stop.set()
         worker.join()
