@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import heapq
 import logging
 import os
 import socket
@@ -39,7 +40,7 @@ from .protocol import CQLProtocol, TLSLayer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AsyncioTransportConnection", "TLSHandshakeTimeout", "LoopTimer", "HANDSHAKE_SHARE"]
+__all__ = ["AsyncioTransportConnection", "TLSHandshakeTimeout", "LoopTimer", "TimerQueue", "HANDSHAKE_SHARE"]
 
 # The TLS handshake must be done when this share of connect_timeout has
 # passed since the connection began: the rest is left to the CQL startup, and
@@ -53,49 +54,91 @@ class TLSHandshakeTimeout(ConnectionException):
 
 
 class LoopTimer:
-    """A driver timer on the reactor's loop; thread-safe, cancellable, cheap to cancel."""
+    """A driver timer (request timeouts, heartbeats): thread-safe, and cheap.
 
-    __slots__ = ("end", "_callback", "_handle", "_cancelled", "_loop", "_thread")
+    The driver makes one per request and cancels nearly all of them, so
+    neither may wake the loop: timers wait in a TimerQueue, and cancelling
+    only marks them.
+    """
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, thread: threading.Thread, timeout: float, callback: Callable[[], Any]
-    ) -> None:
+    __slots__ = ("end", "deadline", "_callback", "cancelled")
+
+    def __init__(self, timeout: float, callback: Callable[[], Any]) -> None:
         self.end = time.time() + timeout
+        self.deadline = time.monotonic() + timeout  # the loop's clock
         self._callback = callback
-        self._handle: Optional[asyncio.TimerHandle] = None
-        self._cancelled = False
-        self._loop = loop
-        self._thread = thread
-        if threading.current_thread() is thread:
-            self._arm(timeout)
-        else:
-            loop.call_soon_threadsafe(self._arm, timeout)
+        self.cancelled = False
 
-    def _arm(self, timeout: float) -> None:
-        if not self._cancelled:
-            self._handle = self._loop.call_later(timeout, self._fire)
+    def cancel(self) -> None:
+        self.cancelled = True
 
-    def _fire(self) -> None:
-        self._handle = None
-        if self._cancelled:
+    def fire(self) -> None:
+        if self.cancelled:
             return
+        self.cancelled = True  # at most once
         try:
             self._callback()
         except Exception:  # surfaces in the log; a timer belongs to no connection
             log.exception("Timer callback %r failed", self._callback)
 
-    def cancel(self) -> None:
-        self._cancelled = True
-        handle = self._handle
-        if handle is not None:
-            if threading.current_thread() is self._thread:
-                handle.cancel()
-            elif not self._loop.is_closed():
-                self._loop.call_soon_threadsafe(handle.cancel)
-
     def finish(self, *args: Any) -> bool:
-        """TimerManager compatibility: the loop fires the timer, nothing to do here."""
-        return self._cancelled or self._handle is None
+        """TimerManager compatibility: the loop fires timers, nothing to do here."""
+        return self.cancelled
+
+
+class TimerQueue:
+    """Timers in a heap, run by one loop callback set for the earliest deadline.
+
+    Adding a timer wakes the loop only when it is due before the wake-up
+    already set; the common case (a request timeout after the earlier ones)
+    costs a heap push under a lock.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+        self._loop = loop
+        self._thread = thread
+        self._heap: List[Any] = []
+        self._lock = threading.Lock()
+        self._wake_at: Optional[float] = None  # the deadline the loop callback is set for
+        self._handle: Optional[asyncio.TimerHandle] = None
+        self._counter = 0
+
+    def add(self, timer: LoopTimer) -> LoopTimer:
+        with self._lock:
+            self._counter += 1
+            heapq.heappush(self._heap, (timer.deadline, self._counter, timer))
+            if self._wake_at is not None and self._wake_at <= timer.deadline:
+                return timer
+            self._wake_at = timer.deadline
+        if threading.current_thread() is self._thread:
+            self._reschedule()
+        else:
+            self._loop.call_soon_threadsafe(self._reschedule)
+        return timer
+
+    def _reschedule(self) -> None:
+        with self._lock:
+            while self._heap and self._heap[0][2].cancelled:
+                heapq.heappop(self._heap)
+            deadline = self._heap[0][0] if self._heap else None
+            self._wake_at = deadline
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if deadline is not None:
+            self._handle = self._loop.call_at(deadline, self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        now = time.monotonic()
+        due = []
+        with self._lock:
+            while self._heap and self._heap[0][0] <= now:
+                due.append(heapq.heappop(self._heap)[2])
+            self._wake_at = None
+        for timer in due:
+            timer.fire()
+        self._reschedule()
 
 
 def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
@@ -115,6 +158,7 @@ class AsyncioTransportConnection(Connection):
 
     _loop: Optional[asyncio.AbstractEventLoop] = None
     _loop_thread: Optional[threading.Thread] = None
+    _timers: Optional[TimerQueue] = None
     _reactor_lock = threading.Lock()
     _pid = os.getpid()
 
@@ -156,11 +200,13 @@ class AsyncioTransportConnection(Connection):
                 thread.start()
                 started.wait(10)
                 cls._loop, cls._loop_thread = loop, thread
+                cls._timers = TimerQueue(loop, thread)
 
     @classmethod
     def _forget_loop(cls) -> None:
         cls._loop = None
         cls._loop_thread = None
+        cls._timers = None
         cls._pid = os.getpid()
 
     @classmethod
@@ -171,8 +217,8 @@ class AsyncioTransportConnection(Connection):
     @classmethod
     def create_timer(cls, timeout: float, callback: Callable[[], Any]) -> LoopTimer:
         cls.initialize_reactor()
-        assert cls._loop is not None and cls._loop_thread is not None
-        return LoopTimer(cls._loop, cls._loop_thread, timeout, callback)
+        assert cls._timers is not None
+        return cls._timers.add(LoopTimer(timeout, callback))
 
     def _on_loop_thread(self) -> bool:
         return threading.current_thread() is self._loop_thread

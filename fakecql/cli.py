@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="native protocol versions served (default 3,4,5)")
     serve.add_argument("--tls-min", type=_tls_version, metavar="1.2|1.3", help="lowest TLS version (default 1.2)")
     serve.add_argument("--tls-max", type=_tls_version, metavar="1.2|1.3", help="highest TLS version (default 1.3)")
+    serve.add_argument("--no-frame-log", action="store_true",
+                       help="do not keep an activity entry per frame (for long load tests)")
     serve.set_defaults(parser=serve)
     demo = commands.add_parser("demo", help="start a TLS node, connect the installed driver to it, query it")
     demo.add_argument("--reactor", choices=list(REACTORS), default=None,
@@ -187,7 +189,7 @@ def _serve(args: argparse.Namespace) -> int:
                 raise OSError(exc.errno, f"--certs-dir {certs_dir}: cannot write the certificates there: "
                                          f"{_os_error_text(exc)}") from None
         server = CQLServer(tls=tls, host=args.host, port=args.port, protocol_versions=args.protocol_versions,
-                           auth=args.auth)
+                           auth=args.auth, record_frames=not args.no_frame_log)
         if stop.is_set():
             return 0
         try:

@@ -10,6 +10,7 @@
 # does.
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
@@ -26,6 +27,7 @@ __all__ = [
     "Statement",
     "parse_statement",
     "normalize_query",
+    "parse_query",
     "count_markers",
 ]
 
@@ -318,6 +320,15 @@ def count_markers(text: str) -> int:
         return sum(1 for tok in _tokenize(text) if tok.kind == "marker")
     except _NotRecognized:
         return 0
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_query(text: str) -> Tuple[str, Statement]:
+    """(normalized text, statement) of a query as received; cached, since
+    drivers and tests send the same few queries over and over. Statements are
+    frozen, so sharing them is safe."""
+    normalized = normalize_query(text)
+    return normalized, parse_statement(normalized)
 
 
 def parse_statement(text: str) -> Statement:

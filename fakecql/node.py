@@ -276,6 +276,7 @@ class Node:
             self._supported[key] = list(values)
         self._primings: List[Priming] = []
         self._prepared: Dict[bytes, _Prepared] = {}
+        self._select_plans: Dict[Any, Any] = {}  # see NodeSession._select_output
         self._lock = threading.RLock()
 
     # -- set-up by the server and by tests --------------------------------------
@@ -467,8 +468,10 @@ class NodeSession:
 
     # -- queries ------------------------------------------------------------------
     def _query(self, text: str, params: QueryParameters, version: int, prepared: Optional[_Prepared] = None) -> Response:
-        normalized = cql.normalize_query(text)
-        statement = prepared.statement if prepared else cql.parse_statement(normalized)
+        if prepared is not None:  # its text was normalized when it was prepared
+            normalized, statement = prepared.query, prepared.statement
+        else:
+            normalized, statement = cql.parse_query(text)
         priming = self.node._primed(normalized)
         if priming is not None and priming.answer is not None:
             return priming.answer.respond(self.node, statement)
@@ -541,7 +544,22 @@ class NodeSession:
     def _select_output(
         self, statement: cql.Select, default_keyspace: Optional[str]
     ) -> Tuple[str, TableDef, List[Tuple[str, CqlType, Optional[str]]]]:
-        """The table a SELECT reads and its output columns: (name, type, source column or None for count)."""
+        """The table a SELECT reads and its output columns: (name, type, source column or None for count).
+
+        Cached per schema version: the same statement on the same schema has the same plan."""
+        key = (statement, default_keyspace, self.node.schema.version)
+        plans = self.node._select_plans
+        plan = plans.get(key)
+        if plan is None:
+            plan = self._plan_select(statement, default_keyspace)
+            if len(plans) > 4096:
+                plans.clear()
+            plans[key] = plan
+        return plan
+
+    def _plan_select(
+        self, statement: cql.Select, default_keyspace: Optional[str]
+    ) -> Tuple[str, TableDef, List[Tuple[str, CqlType, Optional[str]]]]:
         keyspace, table = self._table(statement.keyspace, statement.table, default_keyspace)
         types = {c.name: c.type for c in table.columns}
         output: List[Tuple[str, CqlType, Optional[str]]] = []
@@ -569,8 +587,9 @@ class NodeSession:
         skip_metadata: bool,
     ) -> Response:
         keyspace, table, output = self._select_output(statement, default_keyspace)
-        types = {c.name: c.type for c in table.columns}
         rows = self.node.rows_of(keyspace, table)
+        if statement.where:
+            types = {c.name: c.type for c in table.columns}
         for condition in statement.where:
             wanted = {_comparable(_term_value(t, types[condition.column], values)) for t in condition.terms}
             rows = [r for r in rows if _comparable(r.get(condition.column)) in wanted]

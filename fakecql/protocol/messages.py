@@ -105,16 +105,19 @@ class Consistency(enum.IntEnum):
     LOCAL_ONE = 0x000A
 
 
+_CONSISTENCIES: Dict[int, Consistency] = {int(c): c for c in Consistency}
+
+
 def _consistency(reader: Reader, what: str) -> Consistency:
     raw = reader.short(what)
-    try:
-        return Consistency(raw)
-    except ValueError:
+    level = _CONSISTENCIES.get(raw)
+    if level is None:
         raise RemoteProtocolError(
             f"garbage in {reader.what}: {what} 0x{raw:04x} is not a consistency level "
             f"(expected 0x0000-0x000a)",
             fatal=False,
-        ) from None
+        )
+    return level
 
 
 def _bound_value(reader: Reader, version: int, what: str) -> Value:
@@ -190,7 +193,7 @@ class Options(Request):
     opcode: ClassVar[Opcode] = Opcode.OPTIONS
 
 
-class _QueryFlag(enum.IntFlag):
+class _QueryFlag:  # plain ints: IntFlag arithmetic is slow on the hot path
     VALUES = 0x01
     SKIP_METADATA = 0x02
     PAGE_SIZE = 0x04
@@ -948,7 +951,7 @@ class ColumnSpec:
     type: CqlType
 
 
-class _MetaFlag(enum.IntFlag):
+class _MetaFlag:  # plain ints, as _QueryFlag
     GLOBAL_TABLES_SPEC = 0x01
     HAS_MORE_PAGES = 0x02
     NO_METADATA = 0x04

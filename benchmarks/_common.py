@@ -1,0 +1,140 @@
+# Shared by the benchmark scripts: the machine they ran on, a fakecql node in
+# a process of its own, and small statistics. Benchmarks print figures and
+# assert nothing.
+from __future__ import annotations
+
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+LISTENING = re.compile(r"^listening on (?:\[(?P<h6>[0-9a-f:]+)\]|(?P<h4>[0-9.]+)):(?P<port>\d+)")
+
+
+def machine() -> str:
+    """One line naming the machine, for every benchmark's output."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        from importlib import metadata
+
+        driver = next(f"{d} {metadata.version(d)}" for d in ("scylla-driver", "cassandra-driver")
+                      if _installed(d))
+    except StopIteration:
+        driver = "no driver"
+    import ssl
+
+    return (f"{time.strftime('%Y-%m-%d')} | {platform.system()} {platform.release()} | {cpu} | "
+            f"{os.cpu_count()} CPUs | Python {platform.python_version()} | {ssl.OPENSSL_VERSION} | {driver}")
+
+
+def _installed(dist: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.version(dist)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+class NodeProcess:
+    """`python -m fakecql serve` in its own process (its own GIL), stopped on exit."""
+
+    def __init__(self, *flags: str) -> None:
+        self.flags = flags
+        self.certs = tempfile.TemporaryDirectory(prefix="fakecql-bench-")
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    @property
+    def ca_pem(self) -> str:
+        return str(Path(self.certs.name) / "ca.pem")
+
+    def __enter__(self) -> "NodeProcess":
+        argv = [sys.executable, "-m", "fakecql", "serve", "--port", "0", "--no-frame-log", *self.flags]
+        if "--tls" in self.flags:
+            argv += ["--certs-dir", self.certs.name]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 30
+        line = self.proc.stdout.readline()
+        match = LISTENING.match(line)
+        if not match or time.monotonic() > deadline:
+            self.proc.kill()
+            raise RuntimeError(f"the node did not start: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}")
+        self.host = match["h4"] or match["h6"]
+        self.port = int(match["port"])
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        self.certs.cleanup()
+
+    def cpu_seconds(self) -> float:
+        """CPU time the node process has used so far (Linux)."""
+        with open(f"/proc/{self.proc.pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def rss_bytes(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def table(rows: List[Dict[str, object]], columns: Sequence[str]) -> str:
+    """A Markdown table."""
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(v.ljust(w) for v, w in zip(r, widths)) + " |" for r in cells]
+    return "\n".join(lines)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def env_flag(name: str, default: Optional[str] = None) -> Optional[str]:
+    return os.environ.get(name, default)
