@@ -175,6 +175,7 @@ class AsyncioTransportConnection(Connection):
         self.initialize_reactor()
         self._connect_socket()  # TCP, blocking, bounded by connect_timeout (base class)
         self._socket.setblocking(False)
+        self._set_nodelay()
         assert self._loop is not None
         # The set-up task's future is read by _setup_finished, always.
         self._setup = asyncio.run_coroutine_threadsafe(self._create_transport(), self._loop)
@@ -224,6 +225,18 @@ class AsyncioTransportConnection(Connection):
         return threading.current_thread() is self._loop_thread
 
     # -- connecting -----------------------------------------------------------------
+    def _set_nodelay(self) -> None:
+        """TCP_NODELAY, unless the caller's sockopts say otherwise: pushes are
+        already coalesced per loop turn, and Nagle's algorithm only adds a
+        delayed-ACK wait (40 ms on Linux) where a TLS flight and a request go
+        out back to back."""
+        if self._socket.family not in (socket.AF_INET, socket.AF_INET6):
+            return
+        for option in self.sockopts or ():
+            if tuple(option[:2]) == (socket.IPPROTO_TCP, socket.TCP_NODELAY):
+                return
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _wrap_socket_from_context(self) -> socket.socket:
         # No SSLSocket: TLS runs over MemoryBIO once the TCP connect is done.
         return self._socket

@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="native protocol versions served (default 3,4,5)")
     serve.add_argument("--tls-min", type=_tls_version, metavar="1.2|1.3", help="lowest TLS version (default 1.2)")
     serve.add_argument("--tls-max", type=_tls_version, metavar="1.2|1.3", help="highest TLS version (default 1.3)")
+    serve.add_argument("--key-type", choices=["ecdsa", "rsa"], default="ecdsa",
+                       help="the node certificate's key: ECDSA P-256 (default) or RSA 2048, as many clusters use")
     serve.add_argument("--no-frame-log", action="store_true",
                        help="do not keep an activity entry per frame (for long load tests)")
     serve.set_defaults(parser=serve)
@@ -173,12 +175,13 @@ def _serve(args: argparse.Namespace) -> int:
                 temp_dir = certs_dir = Path(tempfile.mkdtemp(prefix="fakecql-certs-"))
             else:
                 certs_dir = args.certs_dir.resolve()
-            ca = trustme.CA()
+            key_type = trustme.KeyType.RSA if args.key_type == "rsa" else trustme.KeyType.ECDSA
+            ca = trustme.CA(key_type=key_type)
             identities = list(server_identities())
             if not address.is_unspecified and args.host not in identities:
                 identities.append(args.host)  # so clients that check the name can reach a non-loopback node
             tls = TLSConfig.create(
-                ca, server_cert=ca.issue_cert(*identities),
+                ca, server_cert=ca.issue_cert(*identities, key_type=key_type),
                 client_auth=ClientAuth.REQUIRED if args.mtls else ClientAuth.NONE,
                 min_version=tls_min, max_version=tls_max,
             )

@@ -26,7 +26,9 @@
 # loop reads it; a table's stored row list belongs to its caller.
 from __future__ import annotations
 
+import dataclasses
 import enum
+import functools
 import hashlib
 import re
 import sys
@@ -772,7 +774,9 @@ class _Flavor:
     complex_columns_last: bool  # Cassandra lists multi-cell columns after the others
 
 
+@functools.lru_cache(maxsize=None)
 def _flavor(name: str) -> _Flavor:
+    """A flavor's definitions (immutable, so built once per process)."""
     if name == "cassandra":
         keyspaces, options, defaults, complex_last = (
             _cassandra_keyspaces(), _CASSANDRA_OPTIONS, _CASSANDRA_DEFAULTS, True
@@ -828,6 +832,10 @@ _DERIVED = {
     ("system_virtual_schema", "tables"): "_derive_virtual_tables",
     ("system_virtual_schema", "columns"): "_derive_virtual_columns",
 }
+
+
+# (flavor, keyspace) -> its system tables, built once per process (see _install_system_keyspace)
+_SYSTEM_TABLES: Dict[Tuple[str, str], List["TableDef"]] = {}
 
 
 class Schema:
@@ -1267,12 +1275,25 @@ class Schema:
             system=True,
         )
         self._keyspaces[spec.name] = ks
-        for table in spec.tables:
-            columns = dict(_split_columns(table.columns))
-            options = {"comment": table.comment} if virtual else {**spec.table_options, "comment": table.comment}
-            ks._tables[table.name] = self._build_table(
-                ks, table.name, columns, table.partition_key, table.clustering, (), options, None
-            )
+        # The definitions are the same for every schema of a flavor: built
+        # (parsed and validated) once, then given to each schema with rows,
+        # and derivations, of its own. A node starts in well under a millisecond.
+        key = (self._flavor.name, spec.name)
+        built = _SYSTEM_TABLES.get(key)
+        if built is None:
+            built = []
+            for table in spec.tables:
+                columns = dict(_split_columns(table.columns))
+                options = {"comment": table.comment} if virtual else {**spec.table_options, "comment": table.comment}
+                built.append(self._build_table(
+                    ks, table.name, columns, table.partition_key, table.clustering, (), options, None
+                ))
+            _SYSTEM_TABLES[key] = built
+        for template in built:
+            derive = None
+            if (ks.name, template.name) in _DERIVED:
+                derive = getattr(self, _DERIVED[(ks.name, template.name)])
+            ks._tables[template.name] = dataclasses.replace(template, _stored_rows=[], _derive=derive)
 
     # ---- derived rows (partial dicts; TableDef.rows completes them) ------
 

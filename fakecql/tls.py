@@ -93,8 +93,13 @@ class TLSConfig:
         min_version: "ssl.TLSVersion | str" = ssl.TLSVersion.TLSv1_2,
         max_version: "ssl.TLSVersion | str" = ssl.TLSVersion.TLSv1_3,
         session_tickets: int = 2,
+        key_type: str = "ecdsa",
     ) -> "TLSConfig":
-        ca = ca or trustme.CA()
+        try:
+            keys = {"ecdsa": trustme.KeyType.ECDSA, "rsa": trustme.KeyType.RSA}[key_type]
+        except KeyError:
+            raise ValueError(f"key_type must be 'ecdsa' or 'rsa', got {key_type!r}") from None
+        ca = ca or trustme.CA(key_type=keys)
         try:
             auth = ClientAuth(client_auth)
         except ValueError:
@@ -108,7 +113,7 @@ class TLSConfig:
             raise ValueError(f"session_tickets must be an integer >= 0, got {session_tickets!r}")
         return cls(
             ca=ca,
-            server_cert=server_cert or ca.issue_cert(*DEFAULT_IDENTITIES),
+            server_cert=server_cert or ca.issue_cert(*DEFAULT_IDENTITIES, key_type=keys),
             client_auth=auth,
             client_ca=client_ca,
             min_version=low,
