@@ -217,9 +217,12 @@ class AsyncioTransportConnection(Connection):
 
     @classmethod
     def create_timer(cls, timeout: float, callback: Callable[[], Any]) -> LoopTimer:
-        cls.initialize_reactor()
-        assert cls._timers is not None
-        return cls._timers.add(LoopTimer(timeout, callback))
+        timers = cls._timers
+        if timers is None or cls._pid != os.getpid():  # one per request: keep the common case short
+            cls.initialize_reactor()
+            timers = cls._timers
+        assert timers is not None
+        return timers.add(LoopTimer(timeout, callback))
 
     def _on_loop_thread(self) -> bool:
         return threading.current_thread() is self._loop_thread

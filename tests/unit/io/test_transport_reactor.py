@@ -378,3 +378,35 @@ def test_handle_fork_gives_the_child_a_new_loop():
             loop.close()
         (AsyncioTransportConnection._loop, AsyncioTransportConnection._loop_thread,
          AsyncioTransportConnection._pid) = saved
+
+
+def test_defunct_leaves_nothing_behind(connections, ca, server_context):
+    conn, peer = connections(tls=client_context(ca), server_context=server_context)
+    peer.handshake()
+    peer.serve_startup()
+    assert conn.connected_event.wait(WAIT)
+    conn.defunct(Injected("the test ends it"))
+    assert peer.wait_closed()
+    assert conn.is_defunct and conn.is_closed
+    assert on_loop(conn, lambda: conn._protocol.transport.is_closing())
+    deadline = time.monotonic() + WAIT
+    while conn._socket.fileno() != -1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert conn._socket.fileno() == -1
+    assert conn._handshake_timer is None
+    assert _tasks_of(conn) == []
+    assert conn._pending == []
+
+
+def test_a_failed_handshake_leaves_nothing_behind(connections, server_context):
+    conn, peer = connections(tls=client_context(trustme.CA()), server_context=server_context)
+    with pytest.raises(TLSHandshakeError):
+        peer.handshake()
+    assert conn.connected_event.wait(WAIT) and conn.is_defunct
+    assert peer.wait_closed()
+    deadline = time.monotonic() + WAIT
+    while conn._socket.fileno() != -1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert conn._socket.fileno() == -1
+    assert on_loop(conn, lambda: conn._handshake_timer) is None
+    assert _tasks_of(conn) == []
