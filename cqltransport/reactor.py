@@ -377,7 +377,7 @@ class AsyncioTransportConnection(Connection):
     # -- closing ------------------------------------------------------------------------
     def close(self) -> None:
         with self.lock:
-            if self.is_closed:
+            if self.is_closed:  # type: ignore[has-type]
                 return
             self.is_closed = True
         loop = self._loop

@@ -515,7 +515,7 @@ class NodeSession:
             raw_values = params.values
         if prepared is None:
             return list(raw_values)  # typed when used, against the column they meet
-        decoded = []
+        decoded: List[Any] = []
         for spec, raw in zip(prepared.params, raw_values):
             if raw is None or raw is UNSET:
                 decoded.append(raw)
@@ -606,7 +606,7 @@ class NodeSession:
                 for _, t, source in output
             )]
         else:
-            cells = [tuple(_cell(t, row.get(source)) for _, t, source in output) for row in rows]
+            cells = [tuple(_cell(t, row.get(source or "")) for _, t, source in output) for row in rows]
         start = _paging_offset(params.paging_state)
         paging_state = None
         if params.page_size is not None and len(cells) - start > params.page_size:

@@ -272,7 +272,7 @@ def _normalise_type(cql_type: CqlType, what: str) -> CqlType:
         raise InvalidDefinitionError(f"{what}: durations are not allowed inside sets: {text}")
     if isinstance(cql_type, MapType) and _mentions(cql_type.key, lambda t: t is _DURATION):
         raise InvalidDefinitionError(f"{what}: durations are not allowed as map keys: {text}")
-    if isinstance(cql_type, TupleType) or (_is_collection(cql_type) and cql_type.frozen):
+    if isinstance(cql_type, TupleType) or (_is_collection(cql_type) and getattr(cql_type, "frozen", False)):
         return _freeze_all(cql_type)
     if _is_collection(cql_type):
         for inner in _inner_types(cql_type):
