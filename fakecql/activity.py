@@ -24,6 +24,7 @@ __all__ = [
     "ConnectionClosed",
     "Incident",
     "ProtocolIncident",
+    "TLSIncident",
     "UnexpectedRequest",
     "ServerException",
     "FaultApplied",
@@ -106,6 +107,11 @@ class ProtocolIncident(Incident):
 
     stream: int = 0
     fatal: bool = False
+
+
+@dataclass(frozen=True)
+class TLSIncident(Incident):
+    """A TLS error after the handshake (a corrupt or forged record); the node sent its alert and closed."""
 
 
 @dataclass(frozen=True)

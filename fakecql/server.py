@@ -5,8 +5,16 @@
 # TLS is our own TLSEngine (MemoryBIO), never loop.create_server(ssl=...), so
 # faults can act on each handshake flight and record. The CQL framing is the
 # sans-IO ServerConnection, the answers come from the sans-IO NodeSession:
-# this file only moves bytes and calls them. All answers produced by one
-# read go out in one TLS write.
+# this file only moves bytes and calls them. All answers produced in one
+# turn go out in one TLS write.
+#
+# Backpressure: a turn answers at most ANSWERS_PER_TURN requests or
+# ANSWER_BYTES_PER_TURN bytes of answers; the requests left wait in the
+# connection's backlog for the next turn of the loop, and the node stops
+# reading from that client until the backlog is answered, or while the
+# client is not reading what was sent (the transport is over its high-water
+# mark). So one flooding client neither starves the others nor makes the
+# node buffer without bound.
 #
 # A CQLServer runs on a loop of its own in a thread of its own (start/stop,
 # or `with`), so synchronous tests and a driver's own loop thread are never
@@ -27,7 +35,8 @@ import ssl
 import struct
 import threading
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from .activity import (
     ActivityLog,
@@ -40,11 +49,12 @@ from .activity import (
     Incident,
     ProtocolIncident,
     ServerException,
+    TLSIncident,
     VersionRefused,
 )
 from .faults import Fault, FaultPlan
 from .node import Node, NodeIdentity, NodeSession, PasswordAuth
-from .protocol.connection import ProtocolViolation, RequestReceived, ServerConnection
+from .protocol.connection import ConnectionEvent, ProtocolViolation, RequestReceived, ServerConnection
 from .protocol.errors import FakeCQLError, UnsupportedVersionError
 from .protocol.frames import MAX_FRAME_BODY
 from .protocol.messages import Batch, Event, Execute, Query, Response, Startup
@@ -55,6 +65,11 @@ __all__ = ["CQLServer", "UnexpectedActivityError"]
 # Versions some driver really starts with (v1-v6, DSE v1/v2): refusing them
 # is negotiation. Any other version byte is a malformed frame.
 NEGOTIABLE_VERSIONS = frozenset({1, 2, 3, 4, 5, 6, 0x41, 0x42})
+
+# One turn of the loop answers at most this much for one connection (see the
+# top of the file); well above what a driver pipelines in one write.
+ANSWERS_PER_TURN = 256
+ANSWER_BYTES_PER_TURN = 64 * 1024
 
 
 class UnexpectedActivityError(FakeCQLError, AssertionError):
@@ -80,6 +95,11 @@ class _Connection(asyncio.Protocol):
         self.held: List[bytes] = []
         self.closing = False
         self.timers: Set[asyncio.TimerHandle] = set()
+        self.backlog: Deque[ConnectionEvent] = deque()  # received, not answered yet
+        self._next_turn: Optional[asyncio.Handle] = None
+        self._write_paused = False  # the client is not reading: the transport is over its high-water mark
+        self._paused_by_fault = False
+        self._handshake_started = False  # TLS bytes came in before the handshake completed
 
     @property
     def faults(self) -> List[Fault]:
@@ -102,23 +122,30 @@ class _Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # The client is not reading: stop reading from it too, as a node does.
-        if self.transport is not None and not self.closing:
-            self.transport.pause_reading()
+        self._write_paused = True
+        self._guard(self._update_reading)
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.closing and not self._paused_by_fault:
-            self.transport.resume_reading()
-
-    _paused_by_fault = False
+        self._write_paused = False
+        self._guard(self._resume_answering)
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         for timer in self.timers:
             timer.cancel()
         self.timers.clear()
+        if self._next_turn is not None:
+            self._next_turn.cancel()
         self.server._forget(self)
+        if self.tls is not None and self._handshake_started and not self.tls.handshake_done and not self.closing:
+            self.activity.add(HandshakeFailed(self.number, reason="the client closed the connection during the TLS handshake"))
         reason = "closed by the node" if self.closing else "closed by the client"
         if exc is not None:
             reason = f"{reason}: {exc!r}"
+        pending = self.cql.pending_input
+        if pending:
+            reason = f"{reason}, with {pending} bytes of an incomplete frame"
+        if self.backlog:
+            reason = f"{reason}, with {len(self.backlog)} requests unanswered"
         self.activity.add(ConnectionClosed(self.number, reason=reason))
 
     def _guard(self, callback: Callable[..., None], *args: Any) -> None:
@@ -157,6 +184,7 @@ class _Connection(asyncio.Protocol):
             self._cql_input(data)
             return
         was_done = self.tls.handshake_done
+        self._handshake_started = True
         try:
             plaintext = self.tls.receive(data)
         except TLSHandshakeError as exc:
@@ -165,7 +193,7 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         except ssl.SSLError as exc:
-            self.activity.add(ConnectionClosed(self.number, reason=f"TLS error: {exc}"))
+            self.activity.add(TLSIncident(self.number, description=f"TLS error after the handshake: {exc}"))
             self._flush_tls()
             self.abort()
             return
@@ -187,31 +215,76 @@ class _Connection(asyncio.Protocol):
             self._cql_input(plaintext)
         else:
             self._flush_tls()
-        if self.tls.peer_closed and not self.closing:
+        if self.tls.peer_closed and not self.closing and not self.backlog:
             self.close()
 
     def _cql_input(self, plaintext: bytes) -> None:
-        answers: List[bytes] = []
-        fatal = False
-        for event in self.cql.receive_data(plaintext):
-            if isinstance(event, RequestReceived):
-                answer = self._answer(event)
-                if answer is not None:
-                    answers.append(answer)
-            else:
-                answers.append(self._violation(event))
-                fatal = fatal or event.fatal
-            if self.closing:
-                return
-        if answers:
-            self._write(b"".join(answers))
-        if fatal:
-            self.close()
+        self.backlog.extend(self.cql.receive_data(plaintext))
+        if self._write_paused:
+            self._update_reading()
+        else:
+            self._answer_backlog()
+        if self.closing:
             return
         pending = self.cql.pending_input
         if pending:
             for fault in self.faults:
                 fault.input_buffered(self, pending)
+
+    def _answer_backlog(self) -> None:
+        """Answer one turn's worth of the backlog in one write; leave the rest for the next turn."""
+        answers: List[bytes] = []
+        size = 0
+        fatal = False
+        for _ in range(ANSWERS_PER_TURN):
+            if not self.backlog or size >= ANSWER_BYTES_PER_TURN:
+                break
+            event = self.backlog.popleft()
+            if isinstance(event, RequestReceived):
+                answer = self._answer(event)
+            else:
+                answer = self._violation(event)
+                fatal = fatal or event.fatal
+            if self.closing:
+                return
+            if answer is not None:
+                answers.append(answer)
+                size += len(answer)
+        if answers:
+            self._write(b"".join(answers))
+        if fatal:
+            self.close()
+            return
+        if self.backlog:
+            if not self._write_paused and self._next_turn is None:
+                self._next_turn = asyncio.get_running_loop().call_soon(self._take_turn)
+        elif self.tls is not None and self.tls.peer_closed:
+            self.close()  # the client's close_notify came after requests now answered
+            return
+        self._update_reading()
+
+    def _take_turn(self) -> None:
+        self._next_turn = None
+        if not self.closing and not self._write_paused:
+            self._guard(self._answer_backlog)
+
+    def _resume_answering(self) -> None:
+        if self.backlog:
+            if self._next_turn is None and not self.closing:
+                self._next_turn = asyncio.get_running_loop().call_soon(self._take_turn)
+        else:
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read from the client unless a fault, a client that does not read, or a backlog says stop."""
+        transport = self.transport
+        if transport is None or self.closing or transport.is_closing():
+            return
+        stop = self._paused_by_fault or self._write_paused or bool(self.backlog)
+        if stop and transport.is_reading():
+            transport.pause_reading()
+        elif not stop and not transport.is_reading():
+            transport.resume_reading()
 
     def _answer(self, event: RequestReceived) -> Optional[bytes]:
         self.requests += 1
@@ -243,7 +316,9 @@ class _Connection(asyncio.Protocol):
 
     def _violation(self, event: ProtocolViolation) -> bytes:
         error = event.error
-        if isinstance(error, UnsupportedVersionError) and error.requested in NEGOTIABLE_VERSIONS:
+        # Negotiation happens before a version is in use; after, another version is a malformed frame.
+        if (isinstance(error, UnsupportedVersionError) and error.requested in NEGOTIABLE_VERSIONS
+                and self.cql.version is None):
             self.activity.add(VersionRefused(self.number, requested=error.requested, answered_in=event.version))
         else:
             self.activity.add(ProtocolIncident(
@@ -285,13 +360,11 @@ class _Connection(asyncio.Protocol):
 
     def pause_reading(self) -> None:
         self._paused_by_fault = True
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
+        self._update_reading()
 
     def resume_reading(self) -> None:
         self._paused_by_fault = False
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        self._update_reading()
 
     def first_time(self, fault: Fault) -> bool:
         if any(f is fault for f in self._fired):

@@ -29,8 +29,11 @@ class RawClient:
         ssl_context: Optional[ssl.SSLContext] = None,
         server_hostname: Optional[str] = None,
         timeout: float = 5.0,
+        sock: Optional[socket.socket] = None,
     ) -> None:
-        sock = socket.create_connection(address, timeout=timeout)
+        """Connect to `address`, or use `sock`, a socket already connected to it."""
+        if sock is None:
+            sock = socket.create_connection(address, timeout=timeout)
         if ssl_context is not None:
             sock = ssl_context.wrap_socket(sock, server_hostname=server_hostname or address[0])
         self.sock = sock

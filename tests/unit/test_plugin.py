@@ -173,12 +173,17 @@ def test_configuration_fixtures_can_be_overridden(suite):
             return {"protocol_versions": (3, 4), "tls_options": {"max_version": "1.2"}}
     ''')
     suite.makepyfile(test_inner='''
+        import socket
         from cqlhelpers import connect, frame, read_frame
         from fakecql import HandshakeCompleted
 
         def test_uses_them(cql_server, cql_ssl_context):
             sock = connect(cql_server, cql_ssl_context)
             assert sock.version() == "TLSv1.2"
+            sock.close()
+            # Negotiation is the first frame of a connection: a fresh one asks for v5.
+            sock = cql_ssl_context.wrap_socket(socket.create_connection(cql_server.address, timeout=5),
+                                               server_hostname=cql_server.host)
             sock.sendall(frame(0x05, version=5, stream=3))
             opcode, body = read_frame(sock)
             assert opcode == 0x00 and b"supported versions are (3/v3, 4/v4)" in body
