@@ -17,10 +17,11 @@ from .activity import (
     Incident,
     ProtocolIncident,
     ServerException,
+    TLSIncident,
     UnexpectedRequest,
     VersionRefused,
 )
-from .faults import Fault, FaultPlan, ResetConnection, StallHandshake, StopReading
+from .faults import CloseConnection, DribbleOutput, Fault, FaultPlan, ResetConnection, StallHandshake, StopReading
 from .node import Node, NodeIdentity, PasswordAuth, Priming
 from .protocol.errors import ErrorCode, FakeCQLError
 from .schema import Schema
@@ -46,6 +47,8 @@ __all__ = [
     "StallHandshake",
     "StopReading",
     "ResetConnection",
+    "DribbleOutput",
+    "CloseConnection",
     "ActivityLog",
     "ConnectionOpened",
     "ConnectionClosed",
@@ -57,5 +60,6 @@ __all__ = [
     "ProtocolIncident",
     "UnexpectedRequest",
     "ServerException",
+    "TLSIncident",
     "VersionRefused",
 ]

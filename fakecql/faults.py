@@ -12,6 +12,7 @@
 # that it fired; faults never sleep, they schedule.
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Protocol, Tuple
@@ -23,6 +24,8 @@ __all__ = [
     "StallHandshake",
     "StopReading",
     "ResetConnection",
+    "DribbleOutput",
+    "CloseConnection",
 ]
 
 
@@ -46,6 +49,9 @@ class ConnectionControl(Protocol):
     def reset(self) -> None:
         """Abort with a TCP RST."""
 
+    def close(self) -> None:
+        """Close cleanly: TLS close_notify, then FIN."""
+
     def send_raw(self, data: bytes) -> None:
         """Put bytes on the wire now, bypassing TLS."""
 
@@ -54,6 +60,11 @@ class ConnectionControl(Protocol):
 
     def log(self, fault: "Fault", detail: str) -> None:
         """Record that `fault` acted (FaultApplied in the activity log)."""
+
+    def random(self, fault: "Fault", seed: int) -> random.Random:
+        """A random generator for `fault` on this connection, seeded from
+        `seed` and the connection number: the same seed gives the same
+        sequence, run after run."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,12 @@ class Fault:
 
     def input_buffered(self, ctl: ConnectionControl, pending: int) -> None:
         """`pending` bytes of a frame not yet complete are buffered after a read."""
+
+    def shape_output(self, ctl: ConnectionControl, data: bytes) -> Optional[List[Tuple[float, bytes]]]:
+        """Plaintext the node is about to send: None to send it as it is, or
+        the pieces to send instead, each with the delay before it (seconds).
+        With TLS, each piece becomes TLS records of its own."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -169,6 +186,56 @@ class ResetConnection(Fault):
         return True
 
 
+@dataclass(frozen=True)
+class DribbleOutput(Fault):
+    """Split and dribble what the node sends: pieces of 1 to `max_piece`
+    bytes, each its own TLS record and TCP write, `max_delay` seconds apart
+    at most. Frames then arrive cut anywhere, headers included. `seed`
+    makes the cuts and delays the same on every run."""
+
+    seed: int = 0
+    max_piece: int = 16
+    max_delay: float = 0.001
+
+    def __post_init__(self) -> None:
+        if self.max_piece < 1:
+            raise ValueError(f"DribbleOutput max_piece must be >= 1, got {self.max_piece}")
+        if self.max_delay < 0:
+            raise ValueError(f"DribbleOutput max_delay must be >= 0, got {self.max_delay}")
+
+    def shape_output(self, ctl: ConnectionControl, data: bytes) -> Optional[List[Tuple[float, bytes]]]:
+        rng = ctl.random(self, self.seed)
+        pieces: List[Tuple[float, bytes]] = []
+        pos = 0
+        while pos < len(data):
+            size = rng.randint(1, self.max_piece)
+            delay = round(rng.uniform(0, self.max_delay), 6)
+            pieces.append((delay, data[pos : pos + size]))
+            pos += size
+        ctl.log(self, "pieces " + " ".join(f"{len(p)}@{d:g}" for d, p in pieces))
+        return pieces
+
+
+@dataclass(frozen=True)
+class CloseConnection(Fault):
+    """Close cleanly (close_notify, FIN) when the `on_request`-th request
+    arrives (0: right after the handshake): the EOF a client must notice."""
+
+    on_request: int = 0
+
+    def established(self, ctl: ConnectionControl) -> None:
+        if self.on_request == 0:
+            ctl.log(self, "closed after the handshake")
+            ctl.close()
+
+    def request_received(self, ctl: ConnectionControl, opcode: str, count: int) -> bool:
+        if count == self.on_request:
+            ctl.log(self, f"closed on request {count} ({opcode})")
+            ctl.close()
+            return False
+        return True
+
+
 class FaultPlan:
     """The faults a server applies; thread-safe, changeable while it runs."""
 
@@ -215,3 +282,12 @@ class FaultPlan:
 
     def reset(self, on_request: int = 0, *, connections: Optional[Tuple[int, ...]] = None) -> Fault:
         return self.add(ResetConnection(on_request=on_request, connections=connections))
+
+    def close(self, on_request: int = 0, *, connections: Optional[Tuple[int, ...]] = None) -> Fault:
+        return self.add(CloseConnection(on_request=on_request, connections=connections))
+
+    def dribble(
+        self, *, seed: int = 0, max_piece: int = 16, max_delay: float = 0.001,
+        connections: Optional[Tuple[int, ...]] = None,
+    ) -> Fault:
+        return self.add(DribbleOutput(seed=seed, max_piece=max_piece, max_delay=max_delay, connections=connections))

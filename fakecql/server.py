@@ -27,9 +27,11 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 import itertools
 import os
+import random
 import socket
 import ssl
 import struct
@@ -90,6 +92,10 @@ class _Connection(asyncio.Protocol):
         self._faults: List[Fault] = []
         self._faults_version = -1
         self._fired: List[Fault] = []  # faults that acted once here (by identity)
+        self._randoms: List[Tuple[Fault, random.Random]] = []  # per fault, seeded (see random())
+        self._shaped: Deque[Tuple[float, bytes]] = collections.deque()  # output waiting for its delay
+        self._shaping = False  # a timer will send the next shaped piece
+        self._shaping_due = False  # the head piece's delay has passed
         self.requests = 0
         self.input_held = False
         self.held: List[bytes] = []
@@ -335,6 +341,35 @@ class _Connection(asyncio.Protocol):
     def _write(self, plaintext: bytes) -> None:
         if self.transport is None or self.closing:
             return
+        pieces = None
+        for fault in self.faults:
+            pieces = fault.shape_output(self, plaintext)
+            if pieces is not None:
+                break
+        if pieces is None and not self._shaped:
+            self._send_now(plaintext)
+            return
+        # Shaped output (or output behind shaped output, to keep the order):
+        # sent piece by piece, each after its delay.
+        self._shaped.extend(pieces if pieces is not None else [(0.0, plaintext)])
+        if not self._shaping:
+            self._send_shaped()
+
+    def _send_shaped(self) -> None:
+        self._shaping = False
+        while self._shaped and not self.closing:
+            delay, piece = self._shaped[0]
+            if delay > 0 and not self._shaping_due:
+                self._shaping = self._shaping_due = True
+                self.call_later(delay, self._send_shaped)
+                return
+            self._shaped.popleft()
+            self._shaping_due = False
+            self._send_now(piece)
+
+    def _send_now(self, plaintext: bytes) -> None:
+        if self.transport is None or self.closing:
+            return
         if self.tls is None:
             self.transport.write(plaintext)
             return
@@ -395,6 +430,14 @@ class _Connection(asyncio.Protocol):
 
     def log(self, fault: Fault, detail: str) -> None:
         self.activity.add(FaultApplied(self.number, fault=type(fault).__name__, detail=detail))
+
+    def random(self, fault: Fault, seed: int) -> random.Random:
+        for known, generator in self._randoms:
+            if known is fault:
+                return generator
+        generator = random.Random(f"{seed}:{self.number}")
+        self._randoms.append((fault, generator))
+        return generator
 
     # -- closing -------------------------------------------------------------------------
     def close(self) -> None:

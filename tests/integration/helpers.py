@@ -35,3 +35,18 @@ def is_certificate_error(exc: BaseException) -> bool:
         if "CERTIFICATE_VERIFY_FAILED" in str(error):
             return True
     return False
+
+
+def stock_asyncio_has_tls_transport() -> bool:
+    """Whether the driver's own asyncio reactor carries the upstream fix of the
+    seed (scylla-driver >= 3.29.11): its TLS runs through create_connection."""
+    from cassandra.io.asyncioreactor import AsyncioConnection
+
+    return hasattr(AsyncioConnection, "_setup_ssl_and_run")
+
+
+STOCK_ASYNCIO_TLS_BUG = (
+    "third-party bug: the driver's asyncio reactor hands an ssl.SSLSocket to "
+    "loop.sock_sendall/sock_recv and times out (scylladb/python-driver#821; unfixed in "
+    "cassandra-driver 3.30.1 and scylla-driver <= 3.29.10)"
+)

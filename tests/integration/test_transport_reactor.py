@@ -17,7 +17,7 @@ import pytest
 from cqltransport import AsyncioTransportConnection, TLSHandshakeTimeout
 from fakecql import FrameReceived, HandshakeCompleted, client_context
 
-from .helpers import error_chain
+from .helpers import STOCK_ASYNCIO_TLS_BUG, error_chain, stock_asyncio_has_tls_transport
 
 TLS_VERSIONS = ["1.2", "1.3"]
 
@@ -167,21 +167,10 @@ def test_session_resumption(tls_version, cql_server_factory, cql_ca, cluster_fac
         assert handshakes and not any(h.session_reused for h in handshakes)
 
 
-def _stock_asyncio_has_tls_transport() -> bool:
-    """Whether the driver's own asyncio reactor carries the upstream fix of the
-    seed (scylla-driver >= 3.29.11): its TLS runs through create_connection."""
-    from cassandra.io.asyncioreactor import AsyncioConnection
-
-    return hasattr(AsyncioConnection, "_setup_ssl_and_run")
-
-
 @pytest.mark.parametrize("reactor", [
     "transport",
     pytest.param("asyncio", marks=pytest.mark.xfail(
-        not _stock_asyncio_has_tls_transport(), strict=True, raises=Exception,
-        reason="third-party bug: the driver's asyncio reactor hands an ssl.SSLSocket to "
-               "loop.sock_sendall/sock_recv and times out (scylladb/python-driver#821; unfixed in "
-               "cassandra-driver 3.30.1 and scylla-driver <= 3.29.10)")),
+        not stock_asyncio_has_tls_transport(), strict=True, raises=Exception, reason=STOCK_ASYNCIO_TLS_BUG)),
 ])
 def test_asyncio_over_tls_connects(reactor, cql_server, cql_ca, cluster_factory):
     cluster = cluster_factory(cql_server, reactor=reactor, ssl_context=client_context(cql_ca, check_hostname=True),
