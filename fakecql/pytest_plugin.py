@@ -81,6 +81,8 @@ def cql_server_factory(
             server.stop()
         except Exception as exc:  # keep stopping the others; report all
             errors.append(f"stopping {server!r} failed: {exc!r}")
+            continue
+        errors.extend(f"{server!r} left behind: {what}" for what in server.leftovers())
     if errors:
         pytest.fail("\n".join(errors), pytrace=False)
     if request.node.get_closest_marker(MARKER) is None:

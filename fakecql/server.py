@@ -516,6 +516,10 @@ class CQLServer:
         self._connections: Set[_Connection] = set()
         self._all_closed: Optional[asyncio.Event] = None
         self._conn_numbers = itertools.count(1)
+        self._listening: List[socket.socket] = []
+        self._left_tasks: List[str] = []
+        self._stopped_loop: Optional[asyncio.AbstractEventLoop] = None
+        self._stopped_thread: Optional[threading.Thread] = None
 
     # -- what tests use -------------------------------------------------------------------
     @property
@@ -611,11 +615,14 @@ class CQLServer:
 
         async def cancel_all() -> None:
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            # The server starts no task of its own: any found here was left running.
+            self._left_tasks = [repr(t) for t in tasks]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await loop.shutdown_asyncgens()
 
+        self._stopped_loop, self._stopped_thread = loop, thread
         try:
             asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(timeout)
         finally:
@@ -624,6 +631,24 @@ class CQLServer:
             if thread.is_alive():
                 raise RuntimeError(f"fakecql loop thread did not stop within {timeout} s")
             loop.close()
+
+    def leftovers(self) -> List[str]:
+        """What a stopped server left behind (should be nothing): its thread,
+        its loop, tasks, client connections and their timers, listening sockets."""
+        found = [f"task left running: {task}" for task in self._left_tasks]
+        thread, loop = self._stopped_thread, self._stopped_loop
+        if thread is not None and thread.is_alive():
+            found.append(f"loop thread {thread.name} still alive")
+        if loop is not None and not loop.is_closed():
+            found.append("event loop not closed")
+        for conn in self._connections:
+            found.append(f"connection {conn.number} still open ({len(conn.timers)} timers)")
+        for sock in self._listening:
+            if sock.fileno() != -1:
+                found.append(f"listening socket {sock!r} still open")
+        if self._server is not None:
+            found.append("still listening: stop() was not called")
+        return found
 
     def __enter__(self) -> "CQLServer":
         return self.start()
@@ -662,6 +687,7 @@ class CQLServer:
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise OSError(exc.errno, f"fakecql cannot listen on {self.host}:{self.port}: {reason}") from None
+        self._listening = [s for s in self._server.sockets]
         self.port = self._server.sockets[0].getsockname()[1]
         self.node.bind(self.host, self.port)
         self._all_closed = asyncio.Event()

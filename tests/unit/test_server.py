@@ -229,3 +229,13 @@ def test_ipv6_loopback(cql_server_factory, cql_ca):
         assert isinstance(client.start(), Ready)
         rows = client.request(Query(query="SELECT rpc_address FROM system.local"), stream=2)
     assert isinstance(rows, RowsResult) and rows.rows[0][0] == socket.inet_pton(socket.AF_INET6, "::1")
+
+
+def test_leftovers_after_stop(cql_ca):
+    server = CQLServer(tls=TLSConfig.create(cql_ca)).start()
+    client = RawClient(server.address, ssl_context=client_context(cql_ca))
+    client.start()
+    assert server.leftovers() == ["still listening: stop() was not called"]
+    server.stop()
+    client.close()
+    assert server.leftovers() == []
