@@ -55,7 +55,7 @@ class ConnectionControl(Protocol):
     def send_raw(self, data: bytes) -> None:
         """Put bytes on the wire now, bypassing TLS."""
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+    def call_later(self, delay: float, callback: Callable[[], None]) -> object:
         """Run `callback` on the server's loop after `delay` seconds (cancelled at close)."""
 
     def log(self, fault: "Fault", detail: str) -> None:

@@ -92,7 +92,8 @@ class _Connection(asyncio.Protocol):
         self._faults: List[Fault] = []
         self._faults_version = -1
         self._fired: List[Fault] = []  # faults that acted once here (by identity)
-        self._randoms: List[Tuple[Fault, random.Random]] = []  # per fault, seeded (see random())
+        self._randoms: List[Tuple[Fault, random.Random]] = []
+        self._handshake_timer: Optional[asyncio.TimerHandle] = None  # per fault, seeded (see random())
         self._shaped: Deque[Tuple[float, bytes]] = collections.deque()  # output waiting for its delay
         self._shaping = False  # a timer will send the next shaped piece
         self._shaping_due = False  # the head piece's delay has passed
@@ -173,7 +174,7 @@ class _Connection(asyncio.Protocol):
         self.activity.add(ConnectionOpened(self.number, peer=(str(peer[0]), int(peer[1])), tls=self.server.tls is not None))
         if self.server._ssl_context is not None:
             self.tls = TLSEngine(self.server._ssl_context)
-            self.call_later(self.server.handshake_timeout, self._handshake_timed_out)
+            self._handshake_timer = self.call_later(self.server.handshake_timeout, self._handshake_timed_out)
         for fault in self.faults:
             fault.accepted(self)
         if self.tls is None and not self.closing:
@@ -211,6 +212,8 @@ class _Connection(asyncio.Protocol):
                 self.transport.write(out)
             if self.tls.handshake_done and self.tls.info is not None:
                 info = self.tls.info
+                self.cancel_timer(self._handshake_timer)
+                self._handshake_timer = None
                 self.activity.add(HandshakeCompleted(
                     self.number, protocol=info.protocol, cipher=info.cipher,
                     session_reused=info.session_reused, client_cert_subject=info.client_cert_subject,
@@ -418,7 +421,7 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+    def call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
         loop = asyncio.get_running_loop()
 
         def fire() -> None:
@@ -427,6 +430,12 @@ class _Connection(asyncio.Protocol):
 
         handle = loop.call_later(delay, fire)
         self.timers.add(handle)
+        return handle
+
+    def cancel_timer(self, handle: Optional[asyncio.TimerHandle]) -> None:
+        if handle is not None:
+            handle.cancel()
+            self.timers.discard(handle)
 
     def log(self, fault: Fault, detail: str) -> None:
         self.activity.add(FaultApplied(self.number, fault=type(fault).__name__, detail=detail))
