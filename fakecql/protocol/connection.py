@@ -102,15 +102,20 @@ class ServerConnection:
         if self.broken:
             return []
         events: List[ConnectionEvent] = []
-        try:
-            if self._segments is not None:
-                self._segments.feed(data)
-                for payload in self._segments.payloads():
+        refused: Optional[RemoteProtocolError] = None
+        if self._segments is not None:
+            self._segments.feed(data)
+            try:
+                # Segment by segment: the frames of the good segments before a
+                # bad one are read first, as if the bad one came in later data.
+                payload = self._segments.next_payload()
+                while payload is not None:
                     self._frames.feed(payload)
-            else:
-                self._frames.feed(data)
-        except RemoteProtocolError as exc:
-            return [self._violation(exc)]
+                    payload = self._segments.next_payload()
+            except RemoteProtocolError as exc:
+                refused = exc
+        else:
+            self._frames.feed(data)
         while not self.broken:
             try:
                 frame = self._frames.next_frame()
@@ -120,6 +125,8 @@ class ServerConnection:
             if frame is None:
                 break
             events.append(self._decode(frame.header, frame.body))
+        if refused is not None and not self.broken:
+            events.append(self._violation(refused))
         return events
 
     def _violation(self, exc: RemoteProtocolError) -> ProtocolViolation:

@@ -192,9 +192,10 @@ class FrameReader:
         is_response = bool(version_byte & RESPONSE_BIT)
         if is_response != self.expect_response:
             wanted = "response" if self.expect_response else "request"
+            # Named alone: the bytes after it may not have arrived yet, and
+            # the message must not depend on how the stream was cut.
             raise RemoteProtocolError(
-                f"bad version byte 0x{version_byte:02x} in frame header "
-                f"[{_describe(self._buf)}]: its direction bit says "
+                f"bad version byte 0x{version_byte:02x} in frame header: its direction bit says "
                 f"{'response' if is_response else 'request'}, expected a {wanted}"
             )
         version = version_byte & ~RESPONSE_BIT

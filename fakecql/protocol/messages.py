@@ -229,6 +229,8 @@ class QueryParameters:
                 len(self.names) == len(self.values),
                 f"{len(self.names)} names for {len(self.values)} values",
             )
+            if not self.values:  # no names without values: read() says None too
+                object.__setattr__(self, "names", None)
         if self.page_size is not None:
             _check(0 < self.page_size < 2**31, f"page_size must be positive, got {self.page_size}")
 
@@ -1010,6 +1012,13 @@ class RowsMetadata:
     column_count: Optional[int] = None  # with no_metadata: the count to send
     new_metadata_id: Optional[bytes] = None  # v5
 
+    def __post_init__(self) -> None:
+        _check(
+            self.column_count is None or self.no_metadata,
+            f"column_count={self.column_count} is the count sent with no_metadata=True; "
+            f"without it the count is that of the columns ({len(self.columns)})",
+        )
+
     @property
     def count(self) -> int:
         return self.column_count if self.column_count is not None else len(self.columns)
@@ -1130,6 +1139,8 @@ class RowsResult(Result):
 
     def __post_init__(self) -> None:
         width = self.metadata.count
+        # A count of rows of no cells is bounded by no bytes: read() refuses it.
+        _check(width > 0 or not self.rows, f"{len(self.rows)} rows of no columns: a row needs a column")
         for i, row in enumerate(self.rows):
             _check(
                 len(row) == width,
@@ -1148,7 +1159,9 @@ class RowsResult(Result):
         metadata = RowsMetadata.read(reader, version)
         count = reader.int32("rows count")
         width = metadata.count
-        if count < 0 or count * width * 4 > reader.remaining:
+        # Each cell takes at least its 4-byte length; rows of no cells take
+        # nothing, so their count could not be checked against the body.
+        if count < 0 or count * width * 4 > reader.remaining or (count and not width):
             raise RemoteProtocolError(
                 f"garbage in {reader.what}: {count} rows of {width} cells in "
                 f"{reader.remaining} bytes",

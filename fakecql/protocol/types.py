@@ -250,9 +250,8 @@ def _ser_decimal(value: Any) -> bytes:
     if not value.is_finite():
         raise _bad("decimal", value, "a finite decimal")
     sign, digits, exponent = value.as_tuple()
-    unscaled = int("".join(map(str, digits)) or "0")
-    if sign:
-        unscaled = -unscaled
+    # Through Decimal, not str: int <-> str conversion refuses over 4300 digits.
+    unscaled = int(decimal.Decimal((sign, digits, 0)))
     scale = -int(exponent)
     if not -(2**31) <= scale < 2**31:
         raise _bad("decimal", value, "a scale that fits in 32 bits")
@@ -263,9 +262,9 @@ def _de_decimal(data: bytes) -> decimal.Decimal:
     if len(data) < 5:
         raise _garbage("decimal", data, "a 4-byte scale then at least 1 byte of varint")
     scale = _INT32.unpack_from(data)[0]
-    unscaled = _varint_de(data[4:])
-    digits = tuple(int(d) for d in str(abs(unscaled)))
-    return decimal.Decimal((1 if unscaled < 0 else 0, digits, -scale))
+    # Decimal(int) is exact and, unlike str(int), takes any number of digits.
+    sign, digits, _ = decimal.Decimal(_varint_de(data[4:])).as_tuple()
+    return decimal.Decimal((sign, digits, -scale))
 
 
 _LONG = struct.Struct(">q")
@@ -674,6 +673,8 @@ class UserType(CqlType):
         return f"frozen<{self.name}>" if self.frozen else self.name
 
     def serialize(self, value: Any) -> bytes:
+        if isinstance(value, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
+            value = dict(value)  # the (field, value) pairs a map key holds (_hashable)
         if not isinstance(value, Mapping):
             raise _bad(self.cql_name, value, "a dict of field name to value")
         known = {name for name, _ in self.fields}
