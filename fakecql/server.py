@@ -557,8 +557,9 @@ class CQLServer:
     def describe_incidents(self, incidents: Sequence[Incident]) -> str:
         lines = [f"fakecql node {self.host}:{self.port} saw {len(incidents)} unexpected thing(s):"]
         for incident in incidents:
+            query = getattr(incident, "query", "")
             lines.append(f"  - [connection {incident.connection}] {type(incident).__name__}: {incident.description}"
-                         + (f"\n      query: {incident.query}" if getattr(incident, "query", "") else ""))
+                         + (f"\n      query: {query}" if query else ""))
         primings = self.node.primings()
         if primings:
             lines.append("it was primed with:")
@@ -581,7 +582,11 @@ class CQLServer:
 
     def close_connections(self) -> None:
         """Close every client connection (the listening socket stays)."""
-        self._call_in_loop(lambda: [c.close() for c in list(self._connections)])
+        def close_all() -> None:
+            for conn in list(self._connections):
+                conn.close()
+
+        self._call_in_loop(close_all)
 
     # -- own loop thread ---------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> "CQLServer":

@@ -118,7 +118,7 @@ def encode_frame(
     return header.encode() + body
 
 
-def _describe(data: bytes) -> str:
+def _describe(data: "bytes | bytearray") -> str:
     return data[:HEADER_SIZE].hex(" ")
 
 
@@ -364,7 +364,7 @@ class SegmentReader:
         return payload
 
     def payloads(self) -> List[bytes]:
-        out = []
+        out: List[bytes] = []
         while True:
             payload = self.next_payload()
             if payload is None:
