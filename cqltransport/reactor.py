@@ -103,6 +103,10 @@ class TimerQueue:
         self._handle: Optional[asyncio.TimerHandle] = None
         self._counter = 0
 
+    @property
+    def closed(self) -> bool:
+        return self._loop.is_closed()
+
     def add(self, timer: LoopTimer) -> LoopTimer:
         with self._lock:
             self._counter += 1
@@ -219,7 +223,7 @@ class AsyncioTransportConnection(Connection):
     @classmethod
     def create_timer(cls, timeout: float, callback: Callable[[], Any]) -> LoopTimer:
         timers = cls._timers
-        if timers is None or cls._pid != os.getpid():  # one per request: keep the common case short
+        if timers is None or cls._pid != os.getpid() or timers.closed:  # one per request: keep it short
             cls.initialize_reactor()
             timers = cls._timers
         assert timers is not None

@@ -360,24 +360,32 @@ def test_concurrent_pushes_keep_every_frame_whole_and_in_order(connections, ca, 
 
 
 def test_handle_fork_gives_the_child_a_new_loop():
-    saved = (AsyncioTransportConnection._loop, AsyncioTransportConnection._loop_thread,
-             AsyncioTransportConnection._pid)
-    AsyncioTransportConnection.initialize_reactor()
-    before = AsyncioTransportConnection._loop
+    cls = AsyncioTransportConnection
+    saved = (cls._loop, cls._loop_thread, cls._timers, cls._pid)
+    cls.initialize_reactor()
+    before = cls._loop
     try:
-        AsyncioTransportConnection.handle_fork()
-        assert AsyncioTransportConnection._loop is None
-        AsyncioTransportConnection.initialize_reactor()
-        new_loop = AsyncioTransportConnection._loop
+        cls.handle_fork()
+        assert cls._loop is None and cls._timers is None
+        cls.initialize_reactor()
+        new_loop = cls._loop
         assert new_loop is not None and new_loop is not before and new_loop.is_running()
+        fired = threading.Event()
+        cls.create_timer(0.01, fired.set)  # timers run on the child's loop
+        assert fired.wait(WAIT)
     finally:
-        loop, thread = AsyncioTransportConnection._loop, AsyncioTransportConnection._loop_thread
-        if loop is not None and loop is not before:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(WAIT)
-            loop.close()
-        (AsyncioTransportConnection._loop, AsyncioTransportConnection._loop_thread,
-         AsyncioTransportConnection._pid) = saved
+        # Stop every loop this test started; give the class back what it had.
+        started = [(cls._loop, cls._loop_thread)]
+        if saved[0] is None:
+            started.append((before, None))
+        for loop, thread in started:
+            if loop is not None and loop is not saved[0] and not loop.is_closed():
+                loop.call_soon_threadsafe(loop.stop)
+                deadline = time.monotonic() + WAIT
+                while loop.is_running() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                loop.close()
+        cls._loop, cls._loop_thread, cls._timers, cls._pid = saved
 
 
 def test_defunct_leaves_nothing_behind(connections, ca, server_context):
