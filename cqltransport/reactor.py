@@ -47,6 +47,9 @@ __all__ = ["AsyncioTransportConnection", "TLSHandshakeTimeout", "LoopTimer", "Ti
 # the handshake's own, clearer error beats the factory's OperationTimedOut.
 HANDSHAKE_SHARE = 0.9
 DEFAULT_CONNECT_TIMEOUT = 5.0
+# Pushes made on the loop thread go out in batches of at most this many
+# frames (see push); from other threads, once per loop turn.
+FLUSH_BATCH = 16
 
 
 class TLSHandshakeTimeout(ConnectionException):
@@ -372,9 +375,16 @@ class AsyncioTransportConnection(Connection):
     def push(self, data: bytes) -> None:
         with self._pending_lock:
             self._pending.append(data)
-            if self._flush_scheduled:
+            # On the loop thread (requests sent from response callbacks),
+            # a full batch goes out at once: the node starts on it while we
+            # go on reading, instead of the two taking turns.
+            batch_full = len(self._pending) >= FLUSH_BATCH and self._on_loop_thread()
+            if self._flush_scheduled and not batch_full:
                 return
             self._flush_scheduled = True
+        if batch_full:
+            self._guard(self._flush)
+            return
         loop = self._loop
         assert loop is not None
         if self._on_loop_thread():
