@@ -6,14 +6,17 @@ from __future__ import annotations
 import os
 import platform
 import re
+import resource
 import socket
+import ssl
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 LISTENING = re.compile(r"^listening on (?:\[(?P<h6>[0-9a-f:]+)\]|(?P<h4>[0-9.]+)):(?P<port>\d+)")
 
@@ -138,3 +141,66 @@ def free_port() -> int:
 
 def env_flag(name: str, default: Optional[str] = None) -> Optional[str]:
     return os.environ.get(name, default)
+
+
+# -- a bare CQL v4 client, for load generators that must not be the bottleneck --
+
+HEADER = struct.Struct(">BBhBi")
+
+
+def request_frame(opcode: int, body: bytes, stream: int = 0) -> bytes:
+    return HEADER.pack(4, 0, stream, opcode, len(body)) + body
+
+
+def long_string(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack(">i", len(raw)) + raw
+
+
+def startup_frame() -> bytes:
+    key, value = b"CQL_VERSION", b"3.0.0"
+    return request_frame(0x01, struct.pack(">HH", 1, len(key)) + key + struct.pack(">H", len(value)) + value)
+
+
+def query_frame(text: str, stream: int = 0) -> bytes:
+    """QUERY at consistency ONE, no values."""
+    return request_frame(0x07, long_string(text) + struct.pack(">HB", 0x0001, 0), stream)
+
+
+class RawClient:
+    """One blocking connection (TLS if `context`) speaking just enough CQL v4."""
+
+    def __init__(self, host: str, port: int, context: Optional[ssl.SSLContext] = None) -> None:
+        sock = socket.create_connection((host, port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = context.wrap_socket(sock, server_hostname=host) if context else sock
+        self.buf = b""
+
+    def read_frame(self) -> Tuple[int, int, bytes]:
+        """(opcode, stream, body) of the next frame."""
+        while True:
+            if len(self.buf) >= 9:
+                _, _, stream, opcode, length = HEADER.unpack_from(self.buf)
+                if len(self.buf) >= 9 + length:
+                    body, self.buf = self.buf[9 : 9 + length], self.buf[9 + length :]
+                    return opcode, stream, body
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise EOFError("the server closed the connection")
+            self.buf += chunk
+
+    def startup(self) -> None:
+        self.sock.sendall(startup_frame())
+        opcode = self.read_frame()[0]
+        if opcode != 0x02:
+            raise RuntimeError(f"expected READY (0x02) to STARTUP, got opcode 0x{opcode:02x}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def raise_fd_limit(wanted: int) -> None:
+    """Raise the open-files soft limit to `wanted` (capped by the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))

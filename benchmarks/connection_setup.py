@@ -34,9 +34,11 @@ def _reused(conn: Any) -> bool:
     return bool(conn._socket.session_reused)
 
 
-def connect_many(node: NodeProcess, reactor: str, tls_version: str, count: int,
-                 resume: bool) -> Tuple[List[float], List[float], int]:
-    """(wall seconds, client CPU seconds, sessions reused) per connection."""
+def connect_pairs(node: NodeProcess, reactor: str, tls_version: str,
+                  count: int) -> Dict[str, Tuple[List[float], List[float], int]]:
+    """For "full" and "resumed": (wall seconds, client CPU seconds, sessions
+    reused) per connection. The two kinds alternate, one of each per round,
+    so drift in the machine's load weighs on both alike."""
     from cassandra.connection import DefaultEndPoint
     from cassandra.ssl_session_cache import SSLSessionCache
 
@@ -48,20 +50,24 @@ def connect_many(node: NodeProcess, reactor: str, tls_version: str, count: int,
     context = ssl.create_default_context(cafile=node.ca_pem)
     context.minimum_version = context.maximum_version = version
     endpoint = DefaultEndPoint(node.host, node.port)
-    cache: Optional[Any] = SSLSessionCache() if resume else None
-    if resume:
-        cls.factory(endpoint, 10, ssl_context=context, protocol_version=4, ssl_session_cache=cache).close()
-    walls, cpus, reused = [], [], 0
+    primed = SSLSessionCache()
+    cls.factory(endpoint, 10, ssl_context=context, protocol_version=4, ssl_session_cache=primed).close()
+    results: Dict[str, Tuple[List[float], List[float], int]] = {}
+    walls: Dict[str, List[float]] = {"full": [], "resumed": []}
+    cpus: Dict[str, List[float]] = {"full": [], "resumed": []}
+    reused = {"full": 0, "resumed": 0}
     for _ in range(count):
-        if not resume:
-            cache = SSLSessionCache()  # empty: a full handshake
-        cpu, wall = time.process_time(), time.perf_counter()
-        conn = cls.factory(endpoint, 10, ssl_context=context, protocol_version=4, ssl_session_cache=cache)
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-        reused += _reused(conn)
-        conn.close()
-    return walls, cpus, reused
+        for kind in ("full", "resumed"):
+            cache = primed if kind == "resumed" else SSLSessionCache()  # empty: a full handshake
+            cpu, wall = time.process_time(), time.perf_counter()
+            conn = cls.factory(endpoint, 10, ssl_context=context, protocol_version=4, ssl_session_cache=cache)
+            walls[kind].append(time.perf_counter() - wall)
+            cpus[kind].append(time.process_time() - cpu)
+            reused[kind] += _reused(conn)
+            conn.close()
+    for kind in walls:
+        results[kind] = (walls[kind], cpus[kind], reused[kind])
+    return results
 
 
 def collect(connections: int = 200) -> Tuple[List[Dict[str, object]], Optional[str]]:
@@ -75,8 +81,8 @@ def collect(connections: int = 200) -> Tuple[List[Dict[str, object]], Optional[s
     with NodeProcess("--tls", "--key-type", "rsa") as node:
         for tls_version in ("1.3", "1.2"):
             for reactor in REACTORS:
-                full = connect_many(node, reactor, tls_version, connections, resume=False)
-                resumed = connect_many(node, reactor, tls_version, connections, resume=True)
+                measured = connect_pairs(node, reactor, tls_version, connections)
+                full, resumed = measured["full"], measured["resumed"]
                 for label, (walls, cpus, reused) in (("full", full), ("resumed", resumed)):
                     rows.append({
                         "TLS": tls_version, "reactor": reactor, "handshake": label,

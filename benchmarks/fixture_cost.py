@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks._common import machine, median, percentile, table  # noqa: E402
+from benchmarks._common import machine, median, percentile, startup_frame, table  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,9 +47,7 @@ def handshake_and_startup(repeat: int) -> List[float]:
 
     ca = trustme.CA()
     context = client_context(ca, check_hostname=True)
-    key, value = b"CQL_VERSION", b"3.0.0"
-    body = struct.pack(">HH", 1, len(key)) + key + struct.pack(">H", len(value)) + value
-    startup = struct.pack(">BBhBi", 4, 0, 0, 0x01, len(body)) + body
+    startup = startup_frame()
     times = []
     with CQLServer(tls=TLSConfig.create(ca), record_frames=False) as server:
         for _ in range(repeat + 5):

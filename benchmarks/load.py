@@ -13,87 +13,37 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import socket
 import ssl
-import struct
 import sys
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks._common import NodeProcess, machine, percentile, table  # noqa: E402
+from benchmarks._common import NodeProcess, RawClient, machine, percentile, query_frame, raise_fd_limit, table  # noqa: E402
 
 QUERY = "SELECT release_version FROM system.local"
 WARM_UP = 20
-_HEADER = struct.Struct(">BBhBi")
-
-
-def _frame(opcode: int, body: bytes, stream: int = 0) -> bytes:
-    return _HEADER.pack(4, 0, stream, opcode, len(body)) + body
-
-
-def _startup() -> bytes:
-    key, value = b"CQL_VERSION", b"3.0.0"
-    return _frame(0x01, struct.pack(">HH", 1, len(key)) + key + struct.pack(">H", len(value)) + value)
-
-
-def _query(stream: int) -> bytes:
-    text = QUERY.encode()
-    return _frame(0x07, struct.pack(">i", len(text)) + text + struct.pack(">HB", 0x0001, 0), stream)
-
-
-def _raise_fd_limit(wanted: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
-
-
-class Client:
-    """One blocking TLS connection speaking just enough CQL v4."""
-
-    def __init__(self, node: NodeProcess, context: ssl.SSLContext) -> None:
-        sock = socket.create_connection((node.host, node.port), timeout=30)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = context.wrap_socket(sock, server_hostname=node.host)
-        self.buf = b""
-        self.sock.sendall(_startup())
-        opcode, _ = self.read_frame()
-        if opcode != 0x02:
-            raise RuntimeError(f"expected READY (0x02) to STARTUP, got opcode 0x{opcode:02x}")
-
-    def read_frame(self) -> Tuple[int, int]:
-        """(opcode, stream) of the next frame."""
-        while True:
-            if len(self.buf) >= 9:
-                _, _, stream, opcode, length = _HEADER.unpack_from(self.buf)
-                if len(self.buf) >= 9 + length:
-                    self.buf = self.buf[9 + length :]
-                    return opcode, stream
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise EOFError("the node closed the connection")
-            self.buf += chunk
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def time_queries(client: Client, count: int) -> List[float]:
+def time_queries(client: RawClient, count: int) -> List[float]:
     """Seconds from sending each query to reading its answer, one query at a time."""
     times = []
     for i in range(WARM_UP + count):
         stream = i % 32768
         started = time.perf_counter()
-        client.sock.sendall(_query(stream))
-        opcode, answered = client.read_frame()
+        client.sock.sendall(query_frame(QUERY, stream))
+        opcode, answered, _ = client.read_frame()
         elapsed = time.perf_counter() - started
         if opcode != 0x08 or answered != stream:
             raise RuntimeError(f"expected RESULT (0x08) on stream {stream}, got opcode 0x{opcode:02x} on {answered}")
         if i >= WARM_UP:
             times.append(elapsed)
     return times
+
+
+def _connected(node: NodeProcess, context: ssl.SSLContext) -> RawClient:
+    client = RawClient(node.host, node.port, context)
+    client.startup()
+    return client
 
 
 def _row(idle: int, times: List[float]) -> Dict[str, object]:
@@ -108,17 +58,17 @@ def _row(idle: int, times: List[float]) -> Dict[str, object]:
 
 def collect(idle_connections: int = 1000, queries: int = 200) -> Dict[str, object]:
     """{"report": Markdown, "summary": {what: figure}} for run_all.py."""
-    _raise_fd_limit(idle_connections + 500)  # the node process inherits it
+    raise_fd_limit(idle_connections + 500)  # the node process inherits it
     rows: List[Dict[str, object]] = []
     with NodeProcess("--tls", "--tls-min", "1.3") as node:
         context = ssl.create_default_context(cafile=node.ca_pem)
-        querier = Client(node, context)
-        held: List[Client] = []
+        querier = _connected(node, context)
+        held: List[RawClient] = []
         try:
             rows.append(_row(0, time_queries(querier, queries)))
             started = time.perf_counter()
             for _ in range(idle_connections):
-                held.append(Client(node, context))
+                held.append(_connected(node, context))
             opening = time.perf_counter() - started
             time.sleep(0.5)  # let the node settle (session tickets sent)
             rss = node.rss_bytes()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import ssl
 import struct
 import subprocess
@@ -27,60 +26,23 @@ from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks._common import NodeProcess, machine, table  # noqa: E402
+from benchmarks._common import HEADER, NodeProcess, RawClient, long_string, machine, request_frame, table  # noqa: E402
 
 QUERY = "SELECT release_version FROM system.local WHERE key = ?"
-_HEADER = struct.Struct(">BBhBi")
-
-
-def _frame(opcode: int, body: bytes, stream: int = 0) -> bytes:
-    return _HEADER.pack(4, 0, stream, opcode, len(body)) + body
-
-
-def _long_string(text: str) -> bytes:
-    raw = text.encode()
-    return struct.pack(">i", len(raw)) + raw
-
-
-def _startup() -> bytes:
-    key, value = b"CQL_VERSION", b"3.0.0"
-    return _frame(0x01, struct.pack(">HH", 1, len(key)) + key + struct.pack(">H", len(value)) + value)
-
-
-class Client:
-    """One blocking connection speaking just enough CQL v4."""
-
-    def __init__(self, host: str, port: int, context: Optional[ssl.SSLContext]) -> None:
-        sock = socket.create_connection((host, port), timeout=30)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = context.wrap_socket(sock, server_hostname=host) if context else sock
-        self.buf = b""
-
-    def read_frame(self) -> Tuple[int, bytes]:
-        while True:
-            if len(self.buf) >= 9:
-                length = _HEADER.unpack_from(self.buf)[4]
-                if len(self.buf) >= 9 + length:
-                    opcode = self.buf[4]
-                    body, self.buf = self.buf[9 : 9 + length], self.buf[9 + length :]
-                    return opcode, body
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise EOFError("the server closed the connection")
-            self.buf += chunk
+class Client(RawClient):
+    """The load generator's connection: prepares, then pipelines EXECUTEs."""
 
     def prepare(self) -> bytes:
         """STARTUP, then PREPARE: the EXECUTE frame to send under load."""
-        self.sock.sendall(_startup())
-        assert self.read_frame()[0] == 0x02  # READY
-        self.sock.sendall(_frame(0x09, _long_string(QUERY)))
-        opcode, body = self.read_frame()
+        self.startup()
+        self.sock.sendall(request_frame(0x09, long_string(QUERY)))
+        opcode, _, body = self.read_frame()
         assert opcode == 0x08 and struct.unpack_from(">i", body)[0] == 4, body[:40]
         id_length = struct.unpack_from(">H", body, 4)[0]
         query_id = body[6 : 6 + id_length]
         value = b"local"
         params = struct.pack(">HBH", 0x0001, 0x01 | 0x02, 1) + struct.pack(">i", len(value)) + value
-        return _frame(0x0A, struct.pack(">H", len(query_id)) + query_id + params)
+        return request_frame(0x0A, struct.pack(">H", len(query_id)) + query_id + params)
 
     def run(self, frame: bytes, window: int, stop_at: float, counter: List[int], response_size: List[int]) -> None:
         batch = frame * window
@@ -88,7 +50,7 @@ class Client:
         while time.perf_counter() < stop_at:
             self.sock.sendall(batch)
             for _ in range(window):
-                opcode, body = self.read_frame()
+                body = self.read_frame()[2]
                 if not response_size[0]:
                     response_size[0] = 9 + len(body)
             answered += window
@@ -136,7 +98,7 @@ class _Responder(asyncio.Protocol):
         out = []
         pos = 0
         while len(self.buf) - pos >= 9:
-            length = _HEADER.unpack_from(self.buf, pos)[4]
+            length = HEADER.unpack_from(self.buf, pos)[4]
             if len(self.buf) - pos < 9 + length:
                 break
             opcode = self.buf[pos + 4]
