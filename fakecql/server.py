@@ -27,7 +27,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import ipaddress
 import itertools
 import os
@@ -92,9 +91,9 @@ class _Connection(asyncio.Protocol):
         self._faults: List[Fault] = []
         self._faults_version = -1
         self._fired: List[Fault] = []  # faults that acted once here (by identity)
-        self._randoms: List[Tuple[Fault, random.Random]] = []
-        self._handshake_timer: Optional[asyncio.TimerHandle] = None  # per fault, seeded (see random())
-        self._shaped: Deque[Tuple[float, bytes]] = collections.deque()  # output waiting for its delay
+        self._randoms: List[Tuple[Fault, random.Random]] = []  # per fault, seeded (see random())
+        self._handshake_timer: Optional[asyncio.TimerHandle] = None
+        self._shaped: Deque[Tuple[float, bytes]] = deque()  # output waiting for its delay
         self._shaping = False  # a timer will send the next shaped piece
         self._shaping_due = False  # the head piece's delay has passed
         self.requests = 0
