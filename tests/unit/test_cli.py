@@ -443,3 +443,24 @@ def test_non_loopback_host_warns(tmp_path):
         status, _, err = served.stop()
     assert status == 0, err
     assert err == ["warning: listening on 0.0.0.0, not loopback: other machines can reach this fake node"]
+
+
+def test_no_key_material_in_any_output(tmp_path, capsys):
+    """Keys go to files (0600) and nowhere else: not in the snippets, not in
+    errors, not when the client is refused."""
+    certs = tmp_path / "certs"
+    with ServeProcess("--mtls", "--certs-dir", str(certs)) as served:
+        served.wait_listening()
+        served.read_through("certificates in ")
+        with pytest.raises((ssl.SSLError, ConnectionError)):  # refused: no client certificate
+            options_exchange(served.host, served.port, context=client_tls(certs / "ca.pem"))
+        status, out, err = served.stop()
+    key_lines = [line for line in (certs / "client.key").read_text().splitlines() if "-----" not in line]
+    printed = "\n".join(out + err)
+    assert status == 0 and key_lines
+    assert "PRIVATE KEY" not in printed and not any(line in printed for line in key_lines)
+
+    target = tmp_path / "a-file"
+    target.write_text("not a directory")
+    assert cli.main(["serve", "--mtls", "--port", "0", "--certs-dir", str(target)]) == 2
+    assert "PRIVATE KEY" not in "".join(capsys.readouterr())
