@@ -2,7 +2,9 @@
 # and reactors wrap the same TLS failure differently.
 from __future__ import annotations
 
+import inspect
 import ssl
+import sys
 from typing import List
 
 
@@ -49,4 +51,22 @@ STOCK_ASYNCIO_TLS_BUG = (
     "third-party bug: the driver's asyncio reactor hands an ssl.SSLSocket to "
     "loop.sock_sendall/sock_recv and times out (scylladb/python-driver#821; unfixed in "
     "cassandra-driver 3.30.1 and scylla-driver <= 3.29.10)"
+)
+
+
+def stock_asyncio_needs_callers_loop() -> bool:
+    """Whether the driver's asyncio reactor only works in a thread whose current
+    event loop is its own (Python 3.9 with cassandra-driver): it builds its
+    asyncio.Queue with no loop argument, which 3.9 binds to the calling thread's
+    loop, so connections the driver opens from its executor threads fail."""
+    from cassandra.io.asyncioreactor import AsyncioConnection
+
+    return sys.version_info < (3, 10) and "asyncio.Queue()" in inspect.getsource(AsyncioConnection.__init__)
+
+
+STOCK_ASYNCIO_PY39_BUG = (
+    "third-party bug on Python 3.9: the driver's asyncio reactor builds asyncio.Queue() in the "
+    "connecting thread, so connections opened from the driver's executor threads fail with "
+    "'There is no current event loop' (cassandra-driver since PYTHON-1313 dropped loop=; "
+    "scylla-driver keeps it for < 3.10): docs/upstream-bugs.md"
 )
