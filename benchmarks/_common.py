@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 LISTENING = re.compile(r"^listening on (?:\[(?P<h6>[0-9a-f:]+)\]|(?P<h4>[0-9.]+)):(?P<port>\d+)")
 
@@ -58,8 +58,9 @@ def _installed(dist: str) -> bool:
 class NodeProcess:
     """`python -m fakecql serve` in its own process (its own GIL), stopped on exit."""
 
-    def __init__(self, *flags: str) -> None:
+    def __init__(self, *flags: str, launcher: Sequence[str] = ("-m", "fakecql")) -> None:
         self.flags = flags
+        self.launcher = tuple(launcher)  # what runs `serve` (node_capacity --profile wraps it)
         self.certs = tempfile.TemporaryDirectory(prefix="fakecql-bench-")
         self.host = "127.0.0.1"
         self.port = 0
@@ -69,7 +70,7 @@ class NodeProcess:
         return str(Path(self.certs.name) / "ca.pem")
 
     def __enter__(self) -> "NodeProcess":
-        argv = [sys.executable, "-m", "fakecql", "serve", "--port", "0", "--no-frame-log", *self.flags]
+        argv = [sys.executable, *self.launcher, "serve", "--port", "0", "--no-frame-log", *self.flags]
         if "--tls" in self.flags:
             argv += ["--certs-dir", self.certs.name]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -123,7 +124,7 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def table(rows: List[Dict[str, object]], columns: Sequence[str]) -> str:
+def table(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> str:
     """A Markdown table."""
     cells = [[str(row.get(c, "")) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]

@@ -10,6 +10,7 @@ size the node answers, one write per read. Both servers run in their own
 process. Prints figures; asserts nothing.
 
     python benchmarks/node_capacity.py [--seconds 5] [--connections 4] [--window 64]
+    python benchmarks/node_capacity.py --profile [--window 64]   # where the node's time goes
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks._common import HEADER, NodeProcess, RawClient, long_string, machine, request_frame, table  # noqa: E402
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUERY = "SELECT release_version FROM system.local WHERE key = ?"
 class Client(RawClient):
     """The load generator's connection: prepares, then pipelines EXECUTEs."""
@@ -87,7 +89,6 @@ class _Responder(asyncio.Protocol):
 
     def __init__(self, answer_size: int) -> None:
         self.buf = bytearray()
-        self.answers = {}  # opcode -> canned answer
         self.answer_size = answer_size
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -184,6 +185,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--profile", action="store_true",
+                        help="run the TLS node under cProfile at --window and print where its time goes")
     parser.add_argument("--raw-server", help=argparse.SUPPRESS)
     parser.add_argument("--certs", help=argparse.SUPPRESS)
     parser.add_argument("--answer-size", type=int, help=argparse.SUPPRESS)
@@ -192,6 +195,10 @@ def main() -> None:
         serve_raw(args.raw_server, args.certs, args.answer_size)
         return
 
+    if args.profile:
+        print(f"# Node profile\n\n{machine()}\n")
+        print(profile(args.seconds, args.connections, args.window))
+        return
     print(f"# Node capacity\n\n{machine()}\n")
     print(collect(args.seconds, args.connections, [args.window])["report"])
 
@@ -220,6 +227,66 @@ def collect(seconds: float = 5.0, connections: int = 4, windows: List[int] = (1,
     lines.append(table(rows, ["transport", "window", "fakecql node req/s", "raw asyncio req/s", "node / raw",
                               "node CPU µs/req", "response bytes"]))
     return {"report": "\n".join(lines), "ratios": ratios}
+
+# -- where the node's time goes ----------------------------------------------------
+
+# (what, file path fragments): a function belongs to the first part whose
+# fragment its file contains; C functions are matched by their names.
+PARTS = [
+    ("CQL frame and message codec (fakecql/protocol)", ["fakecql/protocol/"]),
+    ("node semantics: queries, system tables, activity log", ["fakecql/node.py", "fakecql/cql.py",
+                                                              "fakecql/schema.py", "fakecql/activity.py"]),
+    ("server shell: connections, faults, TLS engine", ["fakecql/server.py", "fakecql/tls.py", "fakecql/faults.py"]),
+    ("OpenSSL (ssl module)", ["_ssl.", "/ssl.py"]),
+    ("asyncio, selectors, sockets", ["/asyncio/", "/selectors.py", "socket"]),
+]
+
+
+def _part(filename: str, function: str) -> str:
+    where = filename if filename != "~" else function
+    for name, fragments in PARTS:
+        if any(fragment in where for fragment in fragments):
+            return name
+    return "other (interpreter, stdlib)"
+
+
+def profile(seconds: float, connections: int, window: int, top: int = 15) -> str:
+    """The TLS node under cProfile while driven at `window`: time per part and per request, top functions."""
+    import pstats
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="fakecql-profile-") as tmp:
+        out = os.path.join(tmp, "node.prof")
+        launcher = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "_profiled_serve.py"), out)
+        with NodeProcess("--tls", "--tls-min", "1.3", launcher=launcher) as node:
+            context = ssl.create_default_context(cafile=node.ca_pem)
+            rate, _ = drive(node.host, node.port, context, seconds, connections, window)
+        requests = rate * seconds
+        stats = pstats.Stats(out)
+    raw = stats.stats  # type: ignore[attr-defined]
+    by_part: Dict[str, float] = {}
+    functions = []
+    for (filename, line, function), (_, calls, own, _, _) in raw.items():
+        part = _part(filename, function)
+        by_part[part] = by_part.get(part, 0.0) + own
+        where = os.path.relpath(filename, REPO) if filename.startswith(REPO) else os.path.basename(filename)
+        functions.append((own, calls, f"{where}:{line} {function}" if filename != "~" else function))
+    total = sum(by_part.values()) or 1.0
+    rows = [{"part": part, "share of node CPU": f"{own / total:.0%}", "µs per request": f"{own / requests * 1e6:.1f}"}
+            for part, own in sorted(by_part.items(), key=lambda item: -item[1])]
+    functions.sort(reverse=True)
+    top_rows = [{"function": name, "calls per request": f"{calls / requests:.1f}", "own µs per request": f"{own / requests * 1e6:.2f}"}
+                for own, calls, name in functions[:top]]
+    return "\n".join([
+        f"TLS 1.3, {connections} connections × {window} pipelined EXECUTEs, {seconds} s: {rate:,.0f} req/s under "
+        f"cProfile (which inflates Python calls; the shares are the point). Own time (cProfile "
+        f"'tottime') of the node's loop thread, by part, per request answered in the measured "
+        f"{seconds} s (the profile also holds the start-up and a 0.5 s warm-up, so these run a little high).\n",
+        table(rows, ["part", "share of node CPU", "µs per request"]),
+        f"\nTop {top} functions by own time:\n",
+        table(top_rows, ["function", "calls per request", "own µs per request"]),
+    ])
+
 
 if __name__ == "__main__":
     main()

@@ -40,6 +40,8 @@ def main() -> None:
 
     capacity = node_capacity.collect(seconds=1 if quick else 5)
     reports.append("# Node capacity\n\n" + str(capacity["report"]))
+    reports.append("## Where the node's time goes (window 64)\n\n" + node_capacity.profile(
+        seconds=1 if quick else 3, connections=4, window=64))
     for (transport, window), ratio in sorted(capacity["ratios"].items()):  # type: ignore[union-attr]
         if transport == "tls":
             summary.append({"benchmark": f"node / raw asyncio server, TLS 1.3, {window} pipelined per connection",
