@@ -22,3 +22,13 @@ def test_readme_starts_with_the_two_commands():
     assert "tox run-parallel -e scylla,cassandra" in first[1]
     ci = (README.parent / ".ci" / "run").read_text()
     assert first[1].strip() in ci  # CI runs the README's test command verbatim
+
+
+def test_the_commands_can_create_their_virtual_environments():
+    # A tracked file where a command makes its venv (a stray `.venv` once)
+    # stops that command in every fresh clone.
+    commands = README.read_text().splitlines()[:2]
+    venvs = [m for line in commands for m in re.findall(r"python3 -m venv (\S+)", line)]
+    assert venvs == [".venv", ".venv-tox"]
+    tracked = [p for p in venvs if (README.parent / p).exists() and not (README.parent / p).is_dir()]
+    assert not tracked, f"{tracked} exist as files; the README's commands need to create directories there"
