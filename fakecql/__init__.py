@@ -21,7 +21,17 @@ from .activity import (
     UnexpectedRequest,
     VersionRefused,
 )
-from .faults import CloseConnection, DribbleOutput, Fault, FaultPlan, ResetConnection, StallHandshake, StopReading
+from ._openssl import KeyUpdateUnavailable
+from .faults import (
+    CloseConnection,
+    DribbleOutput,
+    Fault,
+    FaultPlan,
+    KeyUpdate,
+    ResetConnection,
+    StallHandshake,
+    StopReading,
+)
 from .node import Node, NodeIdentity, PasswordAuth, Priming
 from .protocol.errors import ErrorCode, FakeCQLError
 from .schema import Schema
@@ -45,6 +55,8 @@ __all__ = [
     "Fault",
     "FaultPlan",
     "StallHandshake",
+    "KeyUpdate",
+    "KeyUpdateUnavailable",
     "StopReading",
     "ResetConnection",
     "DribbleOutput",

@@ -26,6 +26,7 @@ __all__ = [
     "ResetConnection",
     "DribbleOutput",
     "CloseConnection",
+    "KeyUpdate",
 ]
 
 
@@ -54,6 +55,9 @@ class ConnectionControl(Protocol):
 
     def send_raw(self, data: bytes) -> None:
         """Put bytes on the wire now, bypassing TLS."""
+
+    def update_keys(self, request_peer: bool) -> None:
+        """Send a TLS 1.3 KeyUpdate now (update_requested if `request_peer`)."""
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> object:
         """Run `callback` on the server's loop after `delay` seconds (cancelled at close)."""
@@ -236,6 +240,40 @@ class CloseConnection(Fault):
         return True
 
 
+@dataclass(frozen=True)
+class KeyUpdate(Fault):
+    """Send a TLS 1.3 KeyUpdate before answering the `on_request`-th request
+    (0: right after the handshake), and then before every `every`-th request
+    after it (0: once). With `request_peer` (update_requested), the client
+    must update its own sending keys and say so with a KeyUpdate of its own.
+    Needs TLS 1.3: on plain TCP or TLS 1.2 it fails as a server incident."""
+
+    on_request: int = 1
+    every: int = 0
+    request_peer: bool = True
+
+    def __post_init__(self) -> None:
+        if self.on_request < 0:
+            raise ValueError(f"KeyUpdate on_request must be >= 0, got {self.on_request}")
+        if self.every < 0:
+            raise ValueError(f"KeyUpdate every must be >= 0, got {self.every}")
+
+    def established(self, ctl: ConnectionControl) -> None:
+        if self.on_request == 0:
+            self._update(ctl, "after the handshake")
+
+    def request_received(self, ctl: ConnectionControl, opcode: str, count: int) -> bool:
+        due = count == self.on_request or (
+            self.every > 0 and count > self.on_request and (count - self.on_request) % self.every == 0)
+        if due:
+            self._update(ctl, f"before answering request {count} ({opcode})")
+        return True
+
+    def _update(self, ctl: ConnectionControl, when: str) -> None:
+        ctl.update_keys(self.request_peer)
+        ctl.log(self, f"sent KeyUpdate ({'update_requested' if self.request_peer else 'update_not_requested'}) {when}")
+
+
 class FaultPlan:
     """The faults a server applies; thread-safe, changeable while it runs."""
 
@@ -285,6 +323,13 @@ class FaultPlan:
 
     def close(self, on_request: int = 0, *, connections: Optional[Tuple[int, ...]] = None) -> Fault:
         return self.add(CloseConnection(on_request=on_request, connections=connections))
+
+    def key_update(
+        self, on_request: int = 1, *, every: int = 0, request_peer: bool = True,
+        connections: Optional[Tuple[int, ...]] = None,
+    ) -> Fault:
+        return self.add(KeyUpdate(on_request=on_request, every=every, request_peer=request_peer,
+                                  connections=connections))
 
     def dribble(
         self, *, seed: int = 0, max_piece: int = 16, max_delay: float = 0.001,

@@ -39,6 +39,7 @@ import traceback
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
+from ._openssl import KeyUpdateUnavailable
 from .activity import (
     ActivityLog,
     ConnectionClosed,
@@ -419,6 +420,12 @@ class _Connection(asyncio.Protocol):
     def send_raw(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+
+    def update_keys(self, request_peer: bool) -> None:
+        if self.tls is None or not self.tls.handshake_done:
+            raise KeyUpdateUnavailable(f"KeyUpdate needs TLS 1.3; connection {self.number} is plain TCP")
+        self.tls.update_keys(request_peer)
+        self._flush_tls()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
         loop = asyncio.get_running_loop()

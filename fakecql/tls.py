@@ -306,6 +306,13 @@ class TLSEngine:
             written = self.sslobj.write(view)
             view = view[written:]
 
+    def update_keys(self, request_peer: bool) -> None:
+        """Queue a TLS 1.3 KeyUpdate (asking the peer to update too if
+        `request_peer`); KeyUpdateUnavailable when it cannot be sent."""
+        from ._openssl import request_key_update
+
+        request_key_update(self.sslobj, self._incoming, request_peer)
+
     def close(self) -> None:
         """Start the TLS shutdown: queue our close_notify."""
         try:

@@ -1,6 +1,6 @@
 # Every reactor the installed driver has, against fakecql faults over TLS:
 # dribbled frames, a node that stops reading during a large write, a reset,
-# a stalled handshake. A reactor either copes or fails fast with its own
+# a stalled handshake, TLS 1.3 KeyUpdates mid-session. A reactor either copes or fails fast with its own
 # error, named; none hangs (every connect is bounded by a 2 s timeout).
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import uuid
 
 import pytest
 
-from fakecql import client_context
+from fakecql import ConnectionOpened, FaultApplied, client_context
+
+from ..tls_wire import record_key_updates
 
 from .helpers import STOCK_ASYNCIO_TLS_BUG, error_chain, stock_asyncio_has_tls_transport
 
@@ -149,3 +151,31 @@ def test_stalled_handshake_fails_within_the_connect_timeout(reactor, cql_server,
     causes = " | ".join(f"{type(e).__name__}: {e}" for e in error_chain(caught.value))
     # The same fault, named differently by each reactor (as the seed's owner measured).
     assert any(word in causes.lower() for word in ("handshake", "timed out", "timeout")), causes
+
+
+@pytest.mark.parametrize("reactor", _reactors())
+def test_tls13_key_updates_mid_session(reactor, cql_server_factory, cql_ca, cluster_factory):
+    server = cql_server_factory(tls_options={"min_version": "1.3"})
+    server.faults.key_update(on_request=1, every=4)  # update_requested: the client must answer in kind
+    context = client_context(cql_ca, check_hostname=True)
+    updates = record_key_updates(context)
+    cluster = cluster_factory(server, reactor=reactor, ssl_context=context,
+                              connect_timeout=CONNECT_TIMEOUT, control_connection_timeout=CONNECT_TIMEOUT)
+    session = cluster.connect()
+    for _ in range(40):
+        assert session.execute("SELECT release_version FROM system.local").one().release_version == "4.0.11"
+    sent = len(server.activity.of_type(FaultApplied))
+    assert sent >= 40 // 4
+    # Seen by the client's OpenSSL: every KeyUpdate the node sent was read
+    # (each came right before an answer; the driver may still be reading one
+    # to a request of its own, hence the short wait)...
+    deadline = time.monotonic() + 2
+    while sum(direction == "read" for direction, _ in updates) < sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    read = [m for direction, m in updates if direction == "read"]
+    assert len(read) == sent and set(read) == {b"\x18\x00\x00\x01\x01"}
+    # ...and answered with the client's own, except perhaps the last on each
+    # connection, which goes out with that connection's next write.
+    connections = len(server.activity.of_type(ConnectionOpened))
+    answered = [m for direction, m in updates if direction == "write"]
+    assert sent - connections <= len(answered) <= sent and set(answered) <= {b"\x18\x00\x00\x01\x00"}

@@ -1,7 +1,8 @@
 # Faults, observed on the wire by the client's own TLS stack rather than
 # by fakecql's bookkeeping: dribbled output arrives as the TLS records the
 # fault announced, the same seed gives the same cuts run after run, and the
-# CQL frames still decode. Bad fault settings are refused by name.
+# CQL frames still decode; a KeyUpdate is read (and answered) by the
+# client's OpenSSL. Bad fault settings are refused by name.
 from __future__ import annotations
 
 import ssl
@@ -9,11 +10,12 @@ from typing import List, Tuple
 
 import pytest
 
-from fakecql import FaultApplied, client_context
-from fakecql.faults import DribbleOutput, StallHandshake, StopReading
+from fakecql import FaultApplied, ServerException, client_context
+from fakecql.faults import DribbleOutput, KeyUpdate, StallHandshake, StopReading
 from fakecql.protocol.messages import Query, Ready, RowsResult
 
 from ..rawcql import RawClient
+from ..tls_wire import record_key_updates
 
 
 def _record_sizes(context: ssl.SSLContext) -> List[int]:
@@ -72,6 +74,8 @@ def test_the_same_seed_cuts_the_same_way(cql_server_factory, cql_ca):
     (lambda: StallHandshake(stage="finished"), "stage must be 'client_hello' or 'server_hello'"),
     (lambda: StopReading(min_pending=-1), "min_pending must be >= 0"),
     (lambda: StopReading(resume_after=0), "resume_after must be positive"),
+    (lambda: KeyUpdate(on_request=-1), "on_request must be >= 0"),
+    (lambda: KeyUpdate(every=-2), "every must be >= 0"),
 ])
 def test_bad_fault_settings_are_refused(build, message):
     with pytest.raises(ValueError, match=message):
@@ -81,3 +85,60 @@ def test_bad_fault_settings_are_refused(build, message):
 def test_a_fault_plan_holds_only_faults(cql_plain_server):
     with pytest.raises(TypeError, match="a fault plan holds Fault objects"):
         cql_plain_server.faults.add("reset")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("request_peer", [True, False])
+def test_key_update_is_read_and_answered_by_the_client(request_peer, cql_server_factory, cql_ca):
+    server = cql_server_factory(tls_options={"min_version": "1.3"})
+    server.faults.key_update(on_request=2, every=3, request_peer=request_peer)
+    context = client_context(cql_ca)
+    updates = record_key_updates(context)
+    with RawClient(server.address, ssl_context=context) as client:
+        assert isinstance(client.start(), Ready)  # requests 1 (OPTIONS) and 2 (STARTUP): one KeyUpdate
+        # Requests 3..9: KeyUpdates before 5 and 8. The client answers an
+        # update_requested with its next write, so request 9 carries the last answer.
+        for stream in range(1, 8):
+            rows = client.request(Query(query="SELECT release_version FROM system.local"), stream=stream)
+            assert isinstance(rows, RowsResult) and rows.rows[0][0] == b"4.0.11"
+    # The message body is one byte: request_update (RFC 8446, 4.6.3).
+    read = [body for direction, body in updates if direction == "read"]
+    written = [body for direction, body in updates if direction == "write"]
+    assert read == [b"\x18\x00\x00\x01" + bytes([int(request_peer)])] * 3
+    # update_requested obliges the client to update its own keys and say so.
+    assert written == ([b"\x18\x00\x00\x01\x00"] * 3 if request_peer else [])
+    assert [e.detail.split(" before")[0] for e in server.activity.of_type(FaultApplied)] == [
+        f"sent KeyUpdate ({'update_requested' if request_peer else 'update_not_requested'})"] * 3
+
+
+@pytest.mark.parametrize("tls", ["1.2", "plain"])
+def test_key_update_without_tls13_is_a_server_incident(tls, cql_server_factory, cql_ca):
+    if tls == "plain":
+        server = cql_server_factory(tls=False)
+        context = None
+    else:
+        server = cql_server_factory(tls_options={"max_version": "1.2"})
+        context = client_context(cql_ca)
+    server.faults.add(KeyUpdate(on_request=1))
+    with RawClient(server.address, ssl_context=context, timeout=3) as client:
+        client.send(Query(query="SELECT release_version FROM system.local"), stream=1)
+        with pytest.raises((EOFError, ConnectionError, ssl.SSLError)):
+            client.read_frame()  # the connection ends; it does not hang
+    problems = [i for i in server.activity.take_incidents() if isinstance(i, ServerException)]
+    assert len(problems) == 1 and "KeyUpdateUnavailable" in problems[0].description
+    expected = "this connection uses TLSv1.2" if tls == "1.2" else "is plain TCP"
+    assert expected in problems[0].description, problems[0].description
+
+
+def test_key_update_refuses_an_ssl_object_it_cannot_prove(cql_ca):
+    # The SSL* is used only when OpenSSL confirms that its read BIO is the
+    # SSLObject's own incoming MemoryBIO: any other BIO, and nothing is called.
+    from fakecql._openssl import KeyUpdateUnavailable, request_key_update
+
+    context = client_context(cql_ca)
+    incoming = ssl.MemoryBIO()
+    sslobj = context.wrap_bio(incoming, ssl.MemoryBIO(), server_hostname="localhost")
+    with pytest.raises(KeyUpdateUnavailable, match="could not locate the SSL object"):
+        request_key_update(sslobj, ssl.MemoryBIO(), request_peer=True)
+    # With its own BIO the pointer is proven; before any handshake there is no TLS 1.3 yet.
+    with pytest.raises(KeyUpdateUnavailable, match="only in TLS 1.3"):
+        request_key_update(sslobj, incoming, request_peer=True)
