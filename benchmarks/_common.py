@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 LISTENING = re.compile(r"^listening on (?:\[(?P<h6>[0-9a-f:]+)\]|(?P<h4>[0-9.]+)):(?P<port>\d+)")
 

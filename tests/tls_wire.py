@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import ssl
 import threading
-from typing import List, Tuple
+from typing import Any, List, NamedTuple
 
 HANDSHAKE = 22  # TLS content type (RFC 8446, 5.1)
-KEY_UPDATE = 24  # handshake message type (RFC 8446, 4)
+NEW_SESSION_TICKET = 4  # handshake message types (RFC 8446, 4)
+KEY_UPDATE = 24
 
 
-def record_key_updates(context: ssl.SSLContext) -> List[Tuple[str, bytes]]:
-    """A list that fills with (direction, message) for every KeyUpdate the
-    client reads or writes on connections made from `context`. The message
-    is type, 3-byte length, request_update (1: update_requested)."""
-    seen: List[Tuple[str, bytes]] = []
+class HandshakeMessage(NamedTuple):
+    tls_object: Any  # the client's SSLSocket or SSLObject
+    direction: str  # "read" or "write"
+    msg_type: int
+    data: bytes  # the whole message: type, 3-byte length, body
+
+
+def record_handshake_messages(context: ssl.SSLContext) -> List[HandshakeMessage]:
+    """A list that fills with every TLS handshake message (post-handshake ones
+    included) that connections made from `context` read or write."""
+    seen: List[HandshakeMessage] = []
     lock = threading.Lock()
 
     def callback(conn, direction, version, content_type, msg_type, data):  # type: ignore[no-untyped-def]
-        if int(content_type) == HANDSHAKE and int(msg_type) == KEY_UPDATE:
+        if int(content_type) == HANDSHAKE:
             with lock:
-                seen.append((direction, bytes(data)))
+                seen.append(HandshakeMessage(conn, direction, int(msg_type), bytes(data)))
 
     context._msg_callback = callback  # type: ignore[attr-defined]
     return seen
+
+
+def key_updates(seen: List[HandshakeMessage], direction: str) -> List[bytes]:
+    """The KeyUpdate messages in `seen` going one way; the last byte is
+    request_update (1: update_requested)."""
+    return [m.data for m in list(seen) if m.msg_type == KEY_UPDATE and m.direction == direction]

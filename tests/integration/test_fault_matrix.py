@@ -12,7 +12,7 @@ import pytest
 
 from fakecql import ConnectionOpened, FaultApplied, client_context
 
-from ..tls_wire import record_key_updates
+from ..tls_wire import key_updates, record_handshake_messages
 
 from .helpers import STOCK_ASYNCIO_TLS_BUG, error_chain, stock_asyncio_has_tls_transport
 
@@ -158,7 +158,7 @@ def test_tls13_key_updates_mid_session(reactor, cql_server_factory, cql_ca, clus
     server = cql_server_factory(tls_options={"min_version": "1.3"})
     server.faults.key_update(on_request=1, every=4)  # update_requested: the client must answer in kind
     context = client_context(cql_ca, check_hostname=True)
-    updates = record_key_updates(context)
+    seen = record_handshake_messages(context)
     cluster = cluster_factory(server, reactor=reactor, ssl_context=context,
                               connect_timeout=CONNECT_TIMEOUT, control_connection_timeout=CONNECT_TIMEOUT)
     session = cluster.connect()
@@ -170,12 +170,12 @@ def test_tls13_key_updates_mid_session(reactor, cql_server_factory, cql_ca, clus
     # (each came right before an answer; the driver may still be reading one
     # to a request of its own, hence the short wait)...
     deadline = time.monotonic() + 2
-    while sum(direction == "read" for direction, _ in updates) < sent and time.monotonic() < deadline:
+    while len(key_updates(seen, "read")) < sent and time.monotonic() < deadline:
         time.sleep(0.01)
-    read = [m for direction, m in updates if direction == "read"]
+    read = key_updates(seen, "read")
     assert len(read) == sent and set(read) == {b"\x18\x00\x00\x01\x01"}
     # ...and answered with the client's own, except perhaps the last on each
     # connection, which goes out with that connection's next write.
     connections = len(server.activity.of_type(ConnectionOpened))
-    answered = [m for direction, m in updates if direction == "write"]
+    answered = key_updates(seen, "write")
     assert sent - connections <= len(answered) <= sent and set(answered) <= {b"\x18\x00\x00\x01\x00"}

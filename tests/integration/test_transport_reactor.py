@@ -8,17 +8,17 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import ssl
 import threading
 import time
 import uuid
-from typing import Any, List, Tuple
+from typing import Any, List
 
 import pytest
 
 from cqltransport import AsyncioTransportConnection, TLSHandshakeTimeout
 from fakecql import FrameReceived, HandshakeCompleted, client_context
 
+from ..tls_wire import NEW_SESSION_TICKET, record_handshake_messages
 from .helpers import (
     STOCK_ASYNCIO_PY39_BUG,
     STOCK_ASYNCIO_TLS_BUG,
@@ -28,21 +28,6 @@ from .helpers import (
 )
 
 TLS_VERSIONS = ["1.2", "1.3"]
-
-
-def _record_handshake_messages(context: ssl.SSLContext) -> List[Tuple[Any, str, int]]:
-    """Observe TLS handshake messages as the client's OpenSSL sees them
-    (independently of fakecql): (TLS object, direction, handshake message type)."""
-    seen: List[Tuple[Any, str, int]] = []
-    lock = threading.Lock()
-
-    def callback(conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any, data: bytes) -> None:
-        if content_type == ssl._TLSContentType.HANDSHAKE:  # type: ignore[attr-defined]
-            with lock:
-                seen.append((conn, direction, int(msg_type)))
-
-    context._msg_callback = callback  # type: ignore[attr-defined]
-    return seen
 
 
 @pytest.mark.parametrize("tls_version", TLS_VERSIONS)
@@ -65,15 +50,14 @@ def test_ten_thousand_queries_with_a_hundred_in_flight(tls_version, cql_server_f
 def test_tls13_session_tickets_right_after_the_handshake(tickets, cql_server_factory, cql_ca, cluster_factory):
     server = cql_server_factory(tls_options={"min_version": "1.3", "session_tickets": tickets})
     context = client_context(cql_ca, check_hostname=True)
-    seen = _record_handshake_messages(context)
+    seen = record_handshake_messages(context)
     cluster = cluster_factory(server, reactor="transport", ssl_context=context)
     session = cluster.connect()
     assert session.execute("SELECT release_version FROM system.local").one()
-    ticket = ssl._TLSMessageType.NEWSESSION_TICKET  # type: ignore[attr-defined]
     by_connection: dict = {}
-    for tls_object, direction, message in seen:
-        if direction == "read" and message == ticket:
-            by_connection[tls_object] = by_connection.get(tls_object, 0) + 1
+    for message in seen:
+        if message.direction == "read" and message.msg_type == NEW_SESSION_TICKET:
+            by_connection[message.tls_object] = by_connection.get(message.tls_object, 0) + 1
     assert len(by_connection) == len(server.activity.of_type(HandshakeCompleted)) >= 2
     for tls_object, count in by_connection.items():
         # OpenSSL servers send the configured number after a full handshake

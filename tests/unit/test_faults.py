@@ -15,7 +15,7 @@ from fakecql.faults import DribbleOutput, KeyUpdate, StallHandshake, StopReading
 from fakecql.protocol.messages import Query, Ready, RowsResult
 
 from ..rawcql import RawClient
-from ..tls_wire import record_key_updates
+from ..tls_wire import key_updates, record_handshake_messages
 
 
 def _record_sizes(context: ssl.SSLContext) -> List[int]:
@@ -92,7 +92,7 @@ def test_key_update_is_read_and_answered_by_the_client(request_peer, cql_server_
     server = cql_server_factory(tls_options={"min_version": "1.3"})
     server.faults.key_update(on_request=2, every=3, request_peer=request_peer)
     context = client_context(cql_ca)
-    updates = record_key_updates(context)
+    seen = record_handshake_messages(context)
     with RawClient(server.address, ssl_context=context) as client:
         assert isinstance(client.start(), Ready)  # requests 1 (OPTIONS) and 2 (STARTUP): one KeyUpdate
         # Requests 3..9: KeyUpdates before 5 and 8. The client answers an
@@ -101,8 +101,8 @@ def test_key_update_is_read_and_answered_by_the_client(request_peer, cql_server_
             rows = client.request(Query(query="SELECT release_version FROM system.local"), stream=stream)
             assert isinstance(rows, RowsResult) and rows.rows[0][0] == b"4.0.11"
     # The message body is one byte: request_update (RFC 8446, 4.6.3).
-    read = [body for direction, body in updates if direction == "read"]
-    written = [body for direction, body in updates if direction == "write"]
+    read = key_updates(seen, "read")
+    written = key_updates(seen, "write")
     assert read == [b"\x18\x00\x00\x01" + bytes([int(request_peer)])] * 3
     # update_requested obliges the client to update its own keys and say so.
     assert written == ([b"\x18\x00\x00\x01\x00"] * 3 if request_peer else [])
