@@ -25,8 +25,8 @@ def test_readme_starts_with_the_two_commands():
 
 
 def test_the_commands_can_create_their_virtual_environments():
-    # A tracked file where a command makes its venv (a stray `.venv` once)
-    # stops that command in every fresh clone.
+    # A file where a command makes its venv stops that command: tox's PEP 832
+    # redirect file `.venv` did (tox.ini turns it off), and got committed once.
     commands = README.read_text().splitlines()[:2]
     venvs = [m for line in commands for m in re.findall(r"python3 -m venv (\S+)", line)]
     assert venvs == [".venv", ".venv-tox"]
