@@ -88,5 +88,5 @@ def request_key_update(sslobj: ssl.SSLObject, incoming: ssl.MemoryBIO, request_p
             f"KeyUpdate exists only in TLS 1.3; this connection uses {version or 'nothing yet (no handshake)'}")
     kind = SSL_KEY_UPDATE_REQUESTED if request_peer else SSL_KEY_UPDATE_NOT_REQUESTED
     if _library().SSL_key_update(pointer, kind) != 1:
-        raise KeyUpdateUnavailable("OpenSSL refused SSL_key_update (a write is still pending on this connection)")
+        raise KeyUpdateUnavailable("OpenSSL refused SSL_key_update on this connection (is a write still pending?)")
     sslobj.do_handshake()  # sends the scheduled KeyUpdate now, into the outgoing BIO

@@ -422,8 +422,10 @@ class _Connection(asyncio.Protocol):
             self.transport.write(data)
 
     def update_keys(self, request_peer: bool) -> None:
-        if self.tls is None or not self.tls.handshake_done:
+        if self.tls is None:
             raise KeyUpdateUnavailable(f"KeyUpdate needs TLS 1.3; connection {self.number} is plain TCP")
+        if not self.tls.handshake_done:
+            raise KeyUpdateUnavailable(f"KeyUpdate needs a finished TLS handshake; connection {self.number} is mid-handshake")
         self.tls.update_keys(request_peer)
         self._flush_tls()
 

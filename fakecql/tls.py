@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Tuple
 
 import trustme
 
+from ._openssl import request_key_update
 from .protocol.errors import FakeCQLError
 
 __all__ = [
@@ -309,8 +310,6 @@ class TLSEngine:
     def update_keys(self, request_peer: bool) -> None:
         """Queue a TLS 1.3 KeyUpdate (asking the peer to update too if
         `request_peer`); KeyUpdateUnavailable when it cannot be sent."""
-        from ._openssl import request_key_update
-
         request_key_update(self.sslobj, self._incoming, request_peer)
 
     def close(self) -> None:
