@@ -190,6 +190,13 @@ class RawClient:
                 raise EOFError("the server closed the connection")
             self.buf += chunk
 
+    @classmethod
+    def started(cls, host: str, port: int, context: Optional[ssl.SSLContext] = None) -> "RawClient":
+        """A connection that has done its STARTUP (READY received)."""
+        client = cls(host, port, context)
+        client.startup()
+        return client
+
     def startup(self) -> None:
         self.sock.sendall(startup_frame())
         opcode = self.read_frame()[0]

@@ -52,7 +52,6 @@ def connect_pairs(node: NodeProcess, reactor: str, tls_version: str,
     endpoint = DefaultEndPoint(node.host, node.port)
     primed = SSLSessionCache()
     cls.factory(endpoint, 10, ssl_context=context, protocol_version=4, ssl_session_cache=primed).close()
-    results: Dict[str, Tuple[List[float], List[float], int]] = {}
     walls: Dict[str, List[float]] = {"full": [], "resumed": []}
     cpus: Dict[str, List[float]] = {"full": [], "resumed": []}
     reused = {"full": 0, "resumed": 0}
@@ -65,9 +64,7 @@ def connect_pairs(node: NodeProcess, reactor: str, tls_version: str,
             cpus[kind].append(time.process_time() - cpu)
             reused[kind] += _reused(conn)
             conn.close()
-    for kind in walls:
-        results[kind] = (walls[kind], cpus[kind], reused[kind])
-    return results
+    return {kind: (walls[kind], cpus[kind], reused[kind]) for kind in walls}
 
 
 def collect(connections: int = 200) -> Tuple[List[Dict[str, object]], Optional[str]]:

@@ -40,12 +40,6 @@ def time_queries(client: RawClient, count: int) -> List[float]:
     return times
 
 
-def _connected(node: NodeProcess, context: ssl.SSLContext) -> RawClient:
-    client = RawClient(node.host, node.port, context)
-    client.startup()
-    return client
-
-
 def _row(idle: int, times: List[float]) -> Dict[str, object]:
     return {
         "idle TLS connections": idle,
@@ -62,13 +56,13 @@ def collect(idle_connections: int = 1000, queries: int = 200) -> Dict[str, objec
     rows: List[Dict[str, object]] = []
     with NodeProcess("--tls", "--tls-min", "1.3") as node:
         context = ssl.create_default_context(cafile=node.ca_pem)
-        querier = _connected(node, context)
+        querier = RawClient.started(node.host, node.port, context)
         held: List[RawClient] = []
         try:
             rows.append(_row(0, time_queries(querier, queries)))
             started = time.perf_counter()
             for _ in range(idle_connections):
-                held.append(_connected(node, context))
+                held.append(RawClient.started(node.host, node.port, context))
             opening = time.perf_counter() - started
             time.sleep(0.5)  # let the node settle (session tickets sent)
             rss = node.rss_bytes()

@@ -29,9 +29,7 @@ def collect(connections: int = 1000) -> Dict[str, str]:
         held: List[RawClient] = []
         try:
             for _ in range(connections):
-                client = RawClient(node.host, node.port, context)
-                client.startup()
-                held.append(client)
+                held.append(RawClient.started(node.host, node.port, context))
             time.sleep(0.5)  # let the node settle (tickets sent, buffers trimmed)
             after = node.rss_bytes()
         finally:

@@ -172,22 +172,37 @@ class StopReading(Fault):
 
 
 @dataclass(frozen=True)
-class ResetConnection(Fault):
-    """Reset (TCP RST) when the `on_request`-th request arrives (0: right after the handshake)."""
+class _EndConnection(Fault):
+    """Ends the connection when the `on_request`-th request arrives (0: right
+    after the handshake); the request is left unanswered."""
 
     on_request: int = 0
+    _done = "ended"  # what the log says was done
+
+    def _end(self, ctl: ConnectionControl) -> None:
+        raise NotImplementedError
 
     def established(self, ctl: ConnectionControl) -> None:
         if self.on_request == 0:
-            ctl.log(self, "reset after the handshake")
-            ctl.reset()
+            ctl.log(self, f"{self._done} after the handshake")
+            self._end(ctl)
 
     def request_received(self, ctl: ConnectionControl, opcode: str, count: int) -> bool:
         if count == self.on_request:
-            ctl.log(self, f"reset on request {count} ({opcode})")
-            ctl.reset()
+            ctl.log(self, f"{self._done} on request {count} ({opcode})")
+            self._end(ctl)
             return False
         return True
+
+
+@dataclass(frozen=True)
+class ResetConnection(_EndConnection):
+    """Reset (TCP RST) when the `on_request`-th request arrives (0: right after the handshake)."""
+
+    _done = "reset"
+
+    def _end(self, ctl: ConnectionControl) -> None:
+        ctl.reset()
 
 
 @dataclass(frozen=True)
@@ -221,23 +236,14 @@ class DribbleOutput(Fault):
 
 
 @dataclass(frozen=True)
-class CloseConnection(Fault):
+class CloseConnection(_EndConnection):
     """Close cleanly (close_notify, FIN) when the `on_request`-th request
     arrives (0: right after the handshake): the EOF a client must notice."""
 
-    on_request: int = 0
+    _done = "closed"
 
-    def established(self, ctl: ConnectionControl) -> None:
-        if self.on_request == 0:
-            ctl.log(self, "closed after the handshake")
-            ctl.close()
-
-    def request_received(self, ctl: ConnectionControl, opcode: str, count: int) -> bool:
-        if count == self.on_request:
-            ctl.log(self, f"closed on request {count} ({opcode})")
-            ctl.close()
-            return False
-        return True
+    def _end(self, ctl: ConnectionControl) -> None:
+        ctl.close()
 
 
 @dataclass(frozen=True)

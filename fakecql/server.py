@@ -265,8 +265,8 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         if self.backlog:
-            if not self._write_paused and self._next_turn is None:
-                self._next_turn = asyncio.get_running_loop().call_soon(self._take_turn)
+            if not self._write_paused:
+                self._schedule_turn()
         elif self.tls is not None and self.tls.peer_closed:
             self.close()  # the client's close_notify came after requests now answered
             return
@@ -279,10 +279,14 @@ class _Connection(asyncio.Protocol):
 
     def _resume_answering(self) -> None:
         if self.backlog:
-            if self._next_turn is None and not self.closing:
-                self._next_turn = asyncio.get_running_loop().call_soon(self._take_turn)
+            if not self.closing:
+                self._schedule_turn()
         else:
             self._update_reading()
+
+    def _schedule_turn(self) -> None:
+        if self._next_turn is None:
+            self._next_turn = asyncio.get_running_loop().call_soon(self._take_turn)
 
     def _update_reading(self) -> None:
         """Read from the client unless a fault, a client that does not read, or a backlog says stop."""
@@ -709,7 +713,7 @@ class CQLServer:
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise OSError(exc.errno, f"fakecql cannot listen on {self.host}:{self.port}: {reason}") from None
-        self._listening = [s for s in self._server.sockets]
+        self._listening = list(self._server.sockets)
         self.port = self._server.sockets[0].getsockname()[1]
         self.node.bind(self.host, self.port)
         self._all_closed = asyncio.Event()

@@ -22,6 +22,7 @@ from fakecql import HandshakeCompleted, client_context
 from fakecql.protocol.messages import Options, Query, Ready, RowsResult, Startup, Supported, decode_message
 
 from ..rawcql import request_frame
+from ..waiting import eventually
 
 HELD = 1000
 AT_ONCE = 100  # handshakes in flight at a time
@@ -105,9 +106,7 @@ def test_thousand_tls_connections_held_while_another_client_is_served(
 
     started = time.monotonic()
     asyncio.run(scenario())
-    deadline = time.monotonic() + 15
-    while server.connection_count() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    eventually(lambda: server.connection_count() == 0, 15, interval=0.05)
     assert server.connection_count() == 0
     assert len(server.activity.of_type(HandshakeCompleted)) == HELD + 1
     assert time.monotonic() - started < 60

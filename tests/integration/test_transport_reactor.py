@@ -19,6 +19,7 @@ from cqltransport import AsyncioTransportConnection, TLSHandshakeTimeout
 from fakecql import FrameReceived, HandshakeCompleted, client_context
 
 from ..tls_wire import NEW_SESSION_TICKET, record_handshake_messages
+from ..waiting import eventually
 from .helpers import (
     STOCK_ASYNCIO_PY39_BUG,
     STOCK_ASYNCIO_TLS_BUG,
@@ -91,13 +92,13 @@ def test_node_that_stops_reading_during_a_10mb_write(tls_version, cql_server_fac
         conn.send_msg(ExecuteMessage(prepared.query_id, [uuid.uuid4().bytes, value], 1), request_id,
                       lambda response: (answers.append(response), answered.set()))
 
-        assert _wait(lambda: not conn._socket_writable), "the transport never paused"
+        assert eventually(lambda: not conn._socket_writable, 10.0, interval=0.005), "the transport never paused"
         with pytest.raises(ConnectionBusy):
             with conn.lock:
                 busy_id = conn.get_request_id()
             conn.send_msg(QueryMessage("SELECT key FROM system.local", 1), busy_id, lambda response: None)
         assert answered.wait(10), "the 10 MB write never completed"
-        assert _wait(lambda: conn._socket_writable)
+        assert eventually(lambda: conn._socket_writable, 10.0, interval=0.005)
         assert answers and not isinstance(answers[0], Exception), answers
     finally:
         conn.close()
@@ -105,15 +106,6 @@ def test_node_that_stops_reading_during_a_10mb_write(tls_version, cql_server_fac
     assert row["data"] == value
     applied = [e.detail for e in server.activity.entries if type(e).__name__ == "FaultApplied"]
     assert applied[0].startswith("stopped reading") and applied[-1] == "reading again"
-
-
-def _wait(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 @pytest.mark.parametrize("stage", ["client_hello", "server_hello"])

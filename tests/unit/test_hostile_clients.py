@@ -40,6 +40,7 @@ from fakecql.protocol.errors import ErrorCode
 from fakecql.protocol.messages import Error, Options, Query, Ready, RowsResult, Startup, Supported, decode_message
 
 from ..rawcql import RawClient, request_frame
+from ..waiting import eventually
 
 HEADER = struct.Struct(">BBhBi")
 SYSTEM_LOCAL = Query(query="SELECT key FROM system.local")
@@ -64,10 +65,7 @@ def _number(server: Any, sock: socket.socket) -> int:
 
 
 def _wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.02)
+    assert eventually(predicate, timeout, interval=0.02), f"{what}: not within {timeout} s"
 
 
 def _connection_count(server: Any) -> int:

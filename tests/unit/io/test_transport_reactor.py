@@ -22,6 +22,7 @@ from cqltransport.protocol import CQLProtocol
 from fakecql.protocol.messages import Options, Query, Startup
 from fakecql.tls import TLSConfig, TLSHandshakeError, client_context
 
+from ...waiting import eventually
 from .peer import Peer, socketpair_connection_class
 
 WAIT = 5.0
@@ -137,9 +138,7 @@ def test_connection_lost_without_error_closes(connections, ca, server_context):
     peer.serve_startup()
     assert conn.connected_event.wait(WAIT)
     peer.sock.close()  # EOF, no error
-    deadline = time.monotonic() + WAIT
-    while not conn.is_closed and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(lambda: conn.is_closed, WAIT)
     assert conn.is_closed and not conn.is_defunct
 
 
@@ -271,9 +270,7 @@ def test_a_timer_callback_exception_is_logged_not_lost(caplog):
 
     AsyncioTransportConnection.create_timer(0.01, boom)
     assert fired.wait(WAIT)
-    deadline = time.monotonic() + WAIT
-    while "in a timer" not in caplog.text and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(lambda: "in a timer" in caplog.text, WAIT)
     assert "Timer callback" in caplog.text and "Injected: in a timer" in caplog.text
 
 
@@ -381,9 +378,7 @@ def test_handle_fork_gives_the_child_a_new_loop():
         for loop, thread in started:
             if loop is not None and loop is not saved[0] and not loop.is_closed():
                 loop.call_soon_threadsafe(loop.stop)
-                deadline = time.monotonic() + WAIT
-                while loop.is_running() and time.monotonic() < deadline:
-                    time.sleep(0.01)
+                eventually(lambda: not loop.is_running(), WAIT)
                 loop.close()
         cls._loop, cls._loop_thread, cls._timers, cls._pid = saved
 
@@ -397,9 +392,7 @@ def test_defunct_leaves_nothing_behind(connections, ca, server_context):
     assert peer.wait_closed()
     assert conn.is_defunct and conn.is_closed
     assert on_loop(conn, lambda: conn._protocol.transport.is_closing())
-    deadline = time.monotonic() + WAIT
-    while conn._socket.fileno() != -1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(lambda: conn._socket.fileno() == -1, WAIT)
     assert conn._socket.fileno() == -1
     assert conn._handshake_timer is None
     assert _tasks_of(conn) == []
@@ -412,9 +405,7 @@ def test_a_failed_handshake_leaves_nothing_behind(connections, server_context):
         peer.handshake()
     assert conn.connected_event.wait(WAIT) and conn.is_defunct
     assert peer.wait_closed()
-    deadline = time.monotonic() + WAIT
-    while conn._socket.fileno() != -1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(lambda: conn._socket.fileno() == -1, WAIT)
     assert conn._socket.fileno() == -1
     assert on_loop(conn, lambda: conn._handshake_timer) is None
     assert _tasks_of(conn) == []
