@@ -1,0 +1,157 @@
+# The expected outcome of every (driver, reactor, scenario) cell: one table.
+#
+# Strategy: rows are matched in order and the first that matches a cell
+# gives its expectation; a cell no row matches is expected to pass. A row
+# that expects a failure names a Bug, written up in docs/upstream-bugs.md
+# (what, where in the driver's code, how fakecql shows it), so every
+# "XFAIL" in a report points at the explanation. Driver patterns are a
+# name with an optional version bound ("scylla-driver<3.29.11"); reactor
+# and scenario patterns are globs.
+#
+# Rules: xfail only for a third-party bug; nothing of ours is ever expected
+# to fail (fix it instead). When a driver release fixes a bug, its cells
+# pass, deviate, and the run exits 1 until this table says so.
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+__all__ = ["Bug", "BUGS", "Expectation", "EXPECTATIONS", "expected_outcome", "driver_matches"]
+
+
+@dataclass(frozen=True)
+class Bug:
+    id: str
+    title: str
+    upstream: str  # an upstream issue, or why none is cited
+
+    @property
+    def doc(self) -> str:
+        return f"docs/upstream-bugs.md#{self.id}"
+
+
+BUGS: Dict[str, Bug] = {b.id: b for b in (
+    Bug("asyncio-sslsocket",
+        "the asyncio reactor hands an ssl.SSLSocket to loop.sock_sendall/sock_recv; the TypeError dies in a "
+        "future nobody reads and the connection hangs until OperationTimedOut",
+        "scylladb/python-driver#821 (fixed in scylla-driver 3.29.11)"),
+    Bug("v5-split-segment-header",
+        "protocol v5: a segment header that arrives in pieces is dropped by reset_io_buffer(), then a CRC "
+        "mismatch or a hang", "not reported yet"),
+    Bug("libev-close-connected-event",
+        "libev's close() never sets connected_event: a node ending the connection during the startup is "
+        "noticed only at the connect timeout", "scylladb/python-driver#172 (fixed in scylla-driver by #292)"),
+    Bug("ssl-options-check-hostname-ignored",
+        "ssl_options={'check_hostname': True} beside an ssl_context is ignored: Connection._check_hostname "
+        "is never set", "not reported yet"),
+    Bug("pyopenssl-reactors-reject-ssl-options",
+        "eventlet and twisted get a Python ssl.SSLContext built from ssl_options and hand it to pyOpenSSL",
+        "not reported yet"),
+    Bug("twisted-mutates-shared-context",
+        "twisted's _SSLCreator calls set_info_callback on the application's pyOpenSSL context for every "
+        "connection; pyOpenSSL refuses after the first", "not reported yet"),
+    Bug("eventlet-pyopenssl-errors-kill-reader",
+        "eventlet's handle_read catches only socket.error: pyOpenSSL's ZeroReturnError/SysCallError kill the "
+        "reader greenthread and the connection hangs", "not reported yet"),
+    Bug("eventlet-wrap-returns-none",
+        "scylla-driver 3.29.10's EventletConnection._wrap_socket_from_context returns None, so every TLS "
+        "connect through an ssl_context fails with AttributeError", "not reported yet (gone from 3.29.12)"),
+)}
+
+
+@dataclass(frozen=True)
+class Expectation:
+    driver: str  # "cassandra-driver", "scylla-driver<3.29.11", "*"
+    reactor: str  # glob
+    scenario: str  # glob
+    outcome: str  # "xfail" or "unavailable" (or "pass", to stop later rows matching)
+    bug: str = ""  # a BUGS id, for xfail
+    why: str = ""  # for unavailable
+
+    def __post_init__(self) -> None:
+        if self.outcome not in ("pass", "xfail", "unavailable"):
+            raise ValueError(f"expectation outcome must be pass, xfail or unavailable, got {self.outcome!r}")
+        if self.outcome == "xfail" and self.bug not in BUGS:
+            raise ValueError(f"an xfail expectation must name a known bug, got {self.bug!r}")
+
+
+# The TLS scenarios that go through ssl_options alone (upstream's legacy path).
+_OPTIONS_PATH = ("test_can_connect_with_ssl_ca", "test_can_connect_with_ssl_long_running",
+                 "test_can_connect_with_ssl_ca_host_match", "test_can_connect_with_ssl_client_auth",
+                 "test_can_connect_with_ssl_client_auth_host_name", "test_cannot_connect_without_client_auth",
+                 "test_cannot_connect_with_bad_client_auth", "test_cannot_connect_with_invalid_hostname",
+                 "test_ssl_want_write_errors_are_retried")
+_SEED_DRIVERS = ("cassandra-driver", "scylla-driver<3.29.11")
+
+
+def _rows() -> Tuple[Expectation, ...]:
+    rows = []
+    # The seed: every TLS scenario of the stock asyncio reactor, but those that
+    # end inside the blocking TLS handshake, before the reactor's sock_*
+    # calls (a certificate refused by the client, a stalled handshake).
+    for driver in _SEED_DRIVERS:
+        for passing in ("plain_*", "test_cannot_connect_with_invalid_hostname", "fault_stalled_handshake"):
+            rows.append(Expectation(driver, "asyncio", passing, "pass"))
+        rows.append(Expectation(driver, "asyncio", "*", "xfail", "asyncio-sslsocket"))
+    # The reactors that do TLS with pyOpenSSL cannot take a Python SSLContext.
+    for reactor in ("eventlet", "twisted"):
+        rows.append(Expectation("*", reactor, "test_can_connect_with_sslcontext_default_context", "unavailable",
+                                why="the reactor takes pyOpenSSL contexts only (upstream skips this test for it)"))
+        rows.extend(Expectation("*", reactor, name, "xfail", "pyopenssl-reactors-reject-ssl-options")
+                    for name in _OPTIONS_PATH)
+    rows.append(Expectation("*", "twisted", "plain_*", "pass"))
+    # A handshake the node stalls never gets to a second connection; cassandra-driver
+    # gives up on a node that closed after the handshake before opening another.
+    rows.append(Expectation("*", "twisted", "fault_stalled_handshake", "pass"))
+    rows.append(Expectation("cassandra-driver", "twisted", "fault_close_after_handshake", "pass"))
+    rows.append(Expectation("*", "twisted", "*", "xfail", "twisted-mutates-shared-context"))
+    rows.append(Expectation("scylla-driver<3.29.11", "eventlet", "plain_*", "pass"))
+    rows.append(Expectation("scylla-driver<3.29.11", "eventlet", "*", "xfail", "eventlet-wrap-returns-none"))
+    rows.append(Expectation("*", "eventlet", "fault_close_after_handshake", "xfail",
+                            "eventlet-pyopenssl-errors-kill-reader"))
+    rows.append(Expectation("*", "eventlet", "fault_reset_on_first_request", "xfail",
+                            "eventlet-pyopenssl-errors-kill-reader"))
+    for name in ("fault_close_after_handshake", "fault_reset_on_first_request"):
+        rows.append(Expectation("cassandra-driver", "libev", name, "xfail", "libev-close-connected-event"))
+    rows.append(Expectation("*", "*", "test_cannot_connect_ssl_context_with_invalid_hostname", "xfail",
+                            "ssl-options-check-hostname-ignored"))
+    # cqltransport hands the driver whole v5 segments (its work-around).
+    rows.append(Expectation("*", "transport", "fault_dribbled_frames_v5", "pass"))
+    rows.append(Expectation("*", "*", "fault_dribbled_frames_v5", "xfail", "v5-split-segment-header"))
+    return tuple(rows)
+
+
+EXPECTATIONS: Tuple[Expectation, ...] = _rows()
+
+_BOUND = re.compile(r"^(?P<name>[a-z-]+)\s*(?:(?P<op><=|>=|==|<|>)\s*(?P<version>[0-9.]+))?$")
+
+
+def _version(text: str) -> Tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:4])
+
+
+def driver_matches(pattern: str, name: str, version: str) -> bool:
+    if pattern == "*":
+        return True
+    match = _BOUND.match(pattern)
+    if not match:
+        raise ValueError(f"driver pattern {pattern!r} is not NAME or NAME<op>VERSION")
+    if match.group("name") != name:
+        return False
+    op = match.group("op")
+    if op is None:
+        return True
+    have, bound = _version(version), _version(match.group("version"))
+    return {"<": have < bound, "<=": have <= bound, ">": have > bound, ">=": have >= bound,
+            "==": have == bound}[op]
+
+
+def expected_outcome(name: str, version: str, reactor: str, scenario: str) -> Tuple[str, Optional[Expectation]]:
+    """(expected outcome, the row that said so, or None for the default pass)."""
+    for row in EXPECTATIONS:
+        if (driver_matches(row.driver, name, version) and fnmatch.fnmatchcase(reactor, row.reactor)
+                and fnmatch.fnmatchcase(scenario, row.scenario)):
+            return row.outcome, row
+    return "pass", None

@@ -1,0 +1,268 @@
+# The matrix's scenarios: data, one per promise a reactor must keep.
+#
+# Strategy: a Scenario says how the node is built (NodeSpec: TLS or not,
+# mTLS, TLS versions, which certificate, faults at start and for the query
+# phase), what the client does (ClientSpec: which of the driver's TLS paths,
+# which certificates, host name checking, how many queries, a large write),
+# what it promises (PROMISES) and its time budget. The runner builds the
+# node from the NodeSpec in its own process; a worker process with the
+# driver and reactor under test plays the ClientSpec (client.py). Nothing
+# here imports a driver, asyncio or a socket.
+#
+# The fourteen tests of the drivers' tests/integration/long/test_ssl.py are
+# reproduced under their upstream names; the TLS 1.3 and fault scenarios,
+# and the plain-TCP controls, are ours.
+#
+# Rules: a name is unique and stable (the expectations table and reports
+# key on it); budgets are in seconds and include the driver's connect
+# timeout (CONNECT_TIMEOUT), never an unbounded wait.
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "PROMISES",
+    "NodeSpec",
+    "ClientSpec",
+    "Scenario",
+    "SCENARIOS",
+    "scenario",
+    "select_scenarios",
+]
+
+# The driver's connect_timeout and control_connection_timeout in every cell:
+# short, so a reactor that cannot connect fails in seconds.
+CONNECT_TIMEOUT = 2.0
+
+# What a scenario promises; a cell that breaks its scenario's promise fails.
+PROMISES = {
+    "connects": "connects and answers every query",
+    "refused_certificate": "is refused with a certificate error",
+    "refused": "is refused by the node (a TLS alert or an error), within its budget",
+    "fails_fast": "fails within its budget with the connection's own error, not a timeout",
+    "fails_within_budget": "fails within its budget with a named cause",
+}
+
+Fault = Tuple[str, Tuple[Tuple[str, Any], ...]]  # (FaultPlan verb, keyword arguments)
+
+
+def fault(verb: str, **kwargs: Any) -> Fault:
+    return verb, tuple(sorted(kwargs.items()))
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """How the runner builds the node for one cell."""
+
+    tls: bool = True
+    mtls: bool = False
+    tls_min: str = "1.2"
+    tls_max: str = "1.3"
+    session_tickets: int = 2
+    # "node": names 127.0.0.1, localhost and ::1 (common name 127.0.0.1, as
+    # the drivers' own test certificates); "other_name": names localhost and
+    # nothing else, so a client that dials 127.0.0.1 and checks names refuses it.
+    cert: str = "node"
+    protocol_versions: Tuple[int, ...] = (3, 4, 5)
+    faults: Tuple[Fault, ...] = ()  # from the start
+    query_faults: Tuple[Fault, ...] = ()  # replace `faults` once the client has connected
+    tables: bool = False  # ks.blobs (id uuid, data blob) for large writes
+
+    def __post_init__(self) -> None:
+        if self.cert not in ("node", "other_name"):
+            raise ValueError(f"NodeSpec cert must be 'node' or 'other_name', got {self.cert!r}")
+        if self.mtls and not self.tls:
+            raise ValueError("NodeSpec mtls=True needs tls=True")
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """What the client does, through the driver and reactor under test."""
+
+    # "options": Cluster(ssl_options={...}) alone; "context": Cluster(ssl_context=...);
+    # "default_context": ssl.create_default_context(cafile=...); "none": plain TCP.
+    tls_path: str = "context"
+    ca: str = "ca"  # "ca" (the node's CA) or "other_ca" (one that signed nothing here)
+    verify: bool = True  # verify the node's certificate
+    check_hostname: bool = False
+    client_cert: str = ""  # "", "good", "encrypted" (key under a password) or "other_ca"
+    hostname_option: bool = False  # ssl_options={"check_hostname": True} beside an ssl_context (upstream does)
+    contact: str = "127.0.0.1"
+    queries: int = 5
+    spacing: float = 0.0  # seconds between queries
+    large_write: int = 0  # bytes of one prepared INSERT into ks.blobs
+    protocol_version: Optional[int] = None
+    tls_max: str = ""  # cap the client's TLS version ("1.2"), "" for the default
+
+    def __post_init__(self) -> None:
+        if self.tls_path not in ("options", "context", "default_context", "none"):
+            raise ValueError(f"ClientSpec tls_path must be options, context, default_context or none, "
+                             f"got {self.tls_path!r}")
+        if self.client_cert not in ("", "good", "encrypted", "other_ca"):
+            raise ValueError(f"ClientSpec client_cert must be '', good, encrypted or other_ca, got {self.client_cert!r}")
+        if self.ca not in ("ca", "other_ca"):
+            raise ValueError(f"ClientSpec ca must be 'ca' or 'other_ca', got {self.ca!r}")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    promise: str
+    budget: float
+    summary: str
+    node: NodeSpec = field(default_factory=NodeSpec)
+    client: ClientSpec = field(default_factory=ClientSpec)
+    upstream: str = ""  # the upstream test it reproduces, if any
+    baseline: str = ""  # compare the query rate with this scenario's (faults)
+    stdlib_context: bool = False  # needs a Python ssl.SSLContext (pyOpenSSL reactors cannot take one)
+
+    def __post_init__(self) -> None:
+        if self.promise not in PROMISES:
+            raise ValueError(f"scenario {self.name}: promise must be one of {sorted(PROMISES)}, got {self.promise!r}")
+        if self.budget <= 0:
+            raise ValueError(f"scenario {self.name}: budget must be positive, got {self.budget!r}")
+
+    @property
+    def tls(self) -> bool:
+        return self.node.tls
+
+    @property
+    def promise_text(self) -> str:
+        return PROMISES[self.promise]
+
+
+UPSTREAM = "tests/integration/long/test_ssl.py"
+CONNECTS = 6.0  # budget of a scenario that connects and runs a few queries
+REFUSED = CONNECT_TIMEOUT + 3.0
+LARGE = 10 * 1024 * 1024  # upstream writes 10**7 characters
+
+_OPTIONS = ClientSpec(tls_path="options")
+_MTLS = NodeSpec(mtls=True)
+
+SCENARIOS: Tuple[Scenario, ...] = (
+    # -- SSLConnectionTests ----------------------------------------------------------
+    Scenario("test_can_connect_with_ssl_ca", "connects", CONNECTS,
+             "ssl_options with the CA: connects and queries", client=_OPTIONS, upstream=UPSTREAM),
+    Scenario("test_can_connect_with_ssl_long_running", "connects", CONNECTS + 3.0,
+             "ssl_options; queries spaced over seconds (upstream: 8 x 10 s, shortened)",
+             client=ClientSpec(tls_path="options", queries=6, spacing=0.5), upstream=UPSTREAM),
+    Scenario("test_can_connect_with_ssl_ca_host_match", "connects", CONNECTS,
+             "ssl_options with the CA and check_hostname", client=ClientSpec(tls_path="options", check_hostname=True),
+             upstream=UPSTREAM),
+    # -- SSLConnectionAuthTests (the node requires a client certificate) --------------
+    Scenario("test_can_connect_with_ssl_client_auth", "connects", CONNECTS,
+             "mTLS node; ssl_options with certfile and keyfile", node=_MTLS,
+             client=ClientSpec(tls_path="options", client_cert="good"), upstream=UPSTREAM),
+    Scenario("test_can_connect_with_ssl_client_auth_host_name", "connects", CONNECTS,
+             "mTLS node; ssl_options with certfile, keyfile and check_hostname", node=_MTLS,
+             client=ClientSpec(tls_path="options", client_cert="good", check_hostname=True), upstream=UPSTREAM),
+    Scenario("test_cannot_connect_without_client_auth", "refused", REFUSED,
+             "mTLS node; ssl_options without a client certificate: refused", node=_MTLS,
+             client=_OPTIONS, upstream=UPSTREAM),
+    Scenario("test_cannot_connect_with_bad_client_auth", "refused", REFUSED,
+             "mTLS node; a client certificate from a CA the node does not trust: refused", node=_MTLS,
+             client=ClientSpec(tls_path="options", client_cert="other_ca"), upstream=UPSTREAM),
+    # Upstream dials "localhost" with a certificate for 127.0.0.1; the drivers
+    # resolve contact points to addresses first, so here the certificate names
+    # another host than the one dialled instead.
+    Scenario("test_cannot_connect_with_invalid_hostname", "refused_certificate", REFUSED,
+             "mTLS node whose certificate names localhost only; the client checks host names and "
+             "dials 127.0.0.1: refused", node=NodeSpec(mtls=True, cert="other_name"),
+             client=ClientSpec(tls_path="options", client_cert="good", check_hostname=True), upstream=UPSTREAM),
+    # -- SSLSocketErrorTests -----------------------------------------------------------
+    Scenario("test_ssl_want_write_errors_are_retried", "connects", CONNECTS + 6.0,
+             "ssl_options; one 10 MiB INSERT (prepared: fakecql does not parse 10 MB literals)",
+             node=NodeSpec(tables=True), client=ClientSpec(tls_path="options", queries=1, large_write=LARGE),
+             upstream=UPSTREAM),
+    # -- SSLConnectionWithSSLContextTests -----------------------------------------------
+    Scenario("test_can_connect_with_sslcontext_certificate", "connects", CONNECTS,
+             "ssl_context trusting the CA (no host name check)", upstream=UPSTREAM),
+    Scenario("test_can_connect_with_ssl_client_auth_password_private_key", "connects", CONNECTS,
+             "mTLS node; ssl_context with the client certificate and a password-protected key, "
+             "verification off (as upstream)", node=_MTLS,
+             client=ClientSpec(client_cert="encrypted", verify=False), upstream=UPSTREAM),
+    Scenario("test_can_connect_with_ssl_context_ca_host_match", "connects", CONNECTS,
+             "ssl_context with the CA and an encrypted client key; ssl_options check_hostname",
+             client=ClientSpec(client_cert="encrypted", hostname_option=True), upstream=UPSTREAM),
+    Scenario("test_cannot_connect_ssl_context_with_invalid_hostname", "refused_certificate", REFUSED,
+             "node certificate names localhost only; ssl_context plus ssl_options check_hostname, "
+             "dialling 127.0.0.1: refused", node=NodeSpec(cert="other_name"),
+             client=ClientSpec(client_cert="encrypted", hostname_option=True),
+             upstream=UPSTREAM),
+    Scenario("test_can_connect_with_sslcontext_default_context", "connects", CONNECTS,
+             "ssl.create_default_context(cafile=CA): verification and host name check on",
+             client=ClientSpec(tls_path="default_context"), upstream=UPSTREAM, stdlib_context=True),
+    # -- TLS 1.3 ------------------------------------------------------------------------------
+    Scenario("tls13_session_tickets_after_handshake", "connects", CONNECTS,
+             "TLS 1.3 node sending 4 NewSessionTickets right after the handshake: the client's "
+             "first read is TLS-only", node=NodeSpec(tls_min="1.3", session_tickets=4),
+             client=ClientSpec(queries=20), baseline="test_can_connect_with_sslcontext_certificate"),
+    Scenario("tls13_key_update_mid_session", "connects", CONNECTS,
+             "TLS 1.3 KeyUpdate (update_requested) before every 4th request",
+             node=NodeSpec(tls_min="1.3", query_faults=(fault("key_update", on_request=1, every=4),)),
+             client=ClientSpec(queries=40), baseline="test_can_connect_with_sslcontext_certificate"),
+    Scenario("tls12_only_node", "connects", CONNECTS,
+             "a node that speaks TLS 1.2 only", node=NodeSpec(tls_max="1.2")),
+    # -- faults --------------------------------------------------------------------------------
+    Scenario("fault_dribbled_frames_v4", "connects", CONNECTS + 4.0,
+             "answers cut into 1-7 byte TLS records (seeded), protocol v4",
+             node=NodeSpec(faults=(fault("dribble", seed=1, max_piece=7, max_delay=0.0),),
+                           query_faults=(fault("dribble", seed=2, max_piece=7, max_delay=0.0005),)),
+             client=ClientSpec(queries=20, protocol_version=4),
+             baseline="test_can_connect_with_sslcontext_certificate"),
+    Scenario("fault_dribbled_frames_v5", "connects", CONNECTS + 4.0,
+             "answers cut into 1-7 byte TLS records (seeded), protocol v5 (checksummed segments)",
+             node=NodeSpec(faults=(fault("dribble", seed=1, max_piece=7, max_delay=0.0),),
+                           query_faults=(fault("dribble", seed=2, max_piece=7, max_delay=0.0005),)),
+             client=ClientSpec(queries=20, protocol_version=5),
+             baseline="test_can_connect_with_sslcontext_certificate"),
+    Scenario("fault_node_stops_reading_during_large_write", "connects", CONNECTS + 8.0,
+             "the node stops reading for 1 s with 256 KiB of a 10 MiB INSERT buffered; the write completes",
+             node=NodeSpec(tables=True, query_faults=(fault("stop_reading", min_pending=256 * 1024,
+                                                            resume_after=1.0),)),
+             client=ClientSpec(queries=1, large_write=LARGE)),
+    # On the first request, not right after the handshake: by then the
+    # client is reading, so the RST reaches it as a reset every time.
+    Scenario("fault_reset_on_first_request", "fails_fast", CONNECT_TIMEOUT + 2.0,
+             "TCP RST when the first request (OPTIONS) arrives: the connect fails with the reset, not a timeout",
+             node=NodeSpec(faults=(fault("reset", on_request=1),))),
+    Scenario("fault_close_after_handshake", "fails_fast", CONNECT_TIMEOUT + 2.0,
+             "close_notify and FIN right after the TLS handshake: the connect fails at once, not at a timeout",
+             node=NodeSpec(faults=(fault("close"),))),
+    Scenario("fault_stalled_handshake", "fails_within_budget", CONNECT_TIMEOUT + 3.0,
+             "the node sends its ServerHello and holds the rest of the flight: the connect fails within its "
+             "timeout, naming the handshake or the timeout",
+             node=NodeSpec(faults=(fault("stall_handshake", stage="server_hello"),))),
+    # -- plain-TCP controls ------------------------------------------------------------------
+    Scenario("plain_connects_and_queries", "connects", CONNECTS,
+             "plain TCP: connects and queries", node=NodeSpec(tls=False), client=ClientSpec(tls_path="none")),
+    Scenario("plain_large_write", "connects", CONNECTS + 6.0,
+             "plain TCP: one 10 MiB INSERT", node=NodeSpec(tls=False, tables=True),
+             client=ClientSpec(tls_path="none", queries=1, large_write=LARGE)),
+)
+
+_BY_NAME: Dict[str, Scenario] = {s.name: s for s in SCENARIOS}
+assert len(_BY_NAME) == len(SCENARIOS), "scenario names must be unique"
+
+
+def scenario(name: str) -> Scenario:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no scenario named {name!r}; known: {', '.join(_BY_NAME)}") from None
+
+
+def select_scenarios(patterns: Sequence[str] = ()) -> List[Scenario]:
+    """The scenarios matching any of the glob `patterns` (all when none); ValueError naming a pattern that matches nothing."""
+    if not patterns:
+        return list(SCENARIOS)
+    chosen: List[Scenario] = []
+    for pattern in patterns:
+        matched = [s for s in SCENARIOS if fnmatch.fnmatchcase(s.name, pattern)]
+        if not matched:
+            raise ValueError(f"--scenario {pattern!r} matches no scenario; known: {', '.join(_BY_NAME)}")
+        chosen.extend(s for s in matched if s not in chosen)
+    return [s for s in SCENARIOS if s in chosen]
