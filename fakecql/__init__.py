@@ -6,6 +6,10 @@
         ctx = client_context(ca, check_hostname=True)
         Cluster([node.host], port=node.port, ssl_context=ctx).connect()
 """
+# The release, equal to pyproject.toml's version (tests/unit/test_cli.py checks it);
+# `fakecql --version` reads the installed metadata first.
+__version__ = "0.1.0"
+
 from .activity import (
     ActivityLog,
     ConnectionClosed,
@@ -39,6 +43,7 @@ from .server import CQLServer, UnexpectedActivityError
 from .tls import ClientAuth, TLSConfig, client_context, write_client_files
 
 __all__ = [
+    "__version__",
     "CQLServer",
     "UnexpectedActivityError",
     "TLSConfig",

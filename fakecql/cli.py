@@ -24,11 +24,16 @@ import signal
 import sys
 import tempfile
 import threading
+from importlib import metadata
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import trustme
 
+from . import __version__
+from .matrix.command import MatrixUsageError
+from .matrix.command import add_parser as add_matrix_parser
+from .matrix.command import run as run_matrix
 from .node import PasswordAuth
 from .reactors import REACTORS
 from .server import CQLServer
@@ -83,8 +88,9 @@ def _tls_version(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fakecql", description="A fake CQL node with real TLS.")
+def build_parser(prog: str = "fakecql") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="A fake CQL node with real TLS.")
+    parser.add_argument("--version", action="version", version=f"fakecql {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     serve = commands.add_parser("serve", help="serve a fake node until interrupted")
@@ -110,27 +116,40 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--reactor", choices=list(REACTORS), default=None,
                       help="driver reactor (default: the driver's own default)")
     demo.set_defaults(parser=demo)
+    add_matrix_parser(commands)
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
+def main(argv: Optional[Sequence[str]] = None, prog: str = "fakecql") -> int:
+    """`prog` names the command in usage and errors: `python -m fakecql` passes its own."""
+    parser = build_parser(prog)
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # reported by the subcommand's parser, with its usage (status 2)
+            getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exc:  # argparse has printed the usage and the error (or --help)
         return exc.code if isinstance(exc.code, int) else 2
     prog = args.parser.prog
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "matrix":
+            return run_matrix(args)
         return _demo(args)
-    except _UsageError as exc:
+    except (_UsageError, MatrixUsageError) as exc:
         args.parser.print_usage(sys.stderr)
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"{prog}: error: {_os_error_text(exc)}", file=sys.stderr)
         return 2
+
+
+def _version() -> str:
+    try:
+        return metadata.version("fakecql")
+    except metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return __version__
 
 
 def _os_error_text(exc: OSError) -> str:

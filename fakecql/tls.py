@@ -1,5 +1,5 @@
-# TLS for the node: certificates (trustme; cryptography only where trustme
-# cannot) and the MemoryBIO engine the server drives itself.
+# TLS for the node: certificates (trustme) and the MemoryBIO engine the
+# server drives itself.
 #
 # Strategy: TLSEngine is sans-IO, like CPython's asyncio/sslproto.py: an
 # SSLObject over two MemoryBIOs. Ciphertext goes in with receive(), which

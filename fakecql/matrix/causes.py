@@ -156,14 +156,14 @@ class UnreadExceptions:
             read.add(future)
             return original_exception(future, timeout)
 
-        future_type.set_exception = set_exception  # type: ignore[method-assign]
-        future_type.result = result  # type: ignore[method-assign]
-        future_type.exception = exception  # type: ignore[method-assign]
+        patched = {"set_exception": set_exception, "result": result, "exception": exception}
+        originals = {"set_exception": original_set, "result": original_result, "exception": original_exception}
+        for name, function in patched.items():
+            setattr(future_type, name, function)
 
         def undo() -> None:
-            future_type.set_exception = original_set  # type: ignore[method-assign]
-            future_type.result = original_result  # type: ignore[method-assign]
-            future_type.exception = original_exception  # type: ignore[method-assign]
+            for name, function in originals.items():
+                setattr(future_type, name, function)
 
         self._restore.append(undo)
 
@@ -184,7 +184,7 @@ class UnreadExceptions:
                 texts.append(("an asyncio loop's exception handler", message))
             original(loop, context)
 
-        loop_type.call_exception_handler = call_exception_handler  # type: ignore[method-assign]
+        setattr(loop_type, "call_exception_handler", call_exception_handler)
         self._restore.append(lambda: setattr(loop_type, "call_exception_handler", original))
 
     def _watch_threads(self) -> None:

@@ -73,8 +73,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                         help="only this reactor, repeatable (default: every reactor each driver has)")
     matrix.add_argument("--scenario", action="append", metavar="GLOB", default=None,
                         help="only scenarios matching this glob, repeatable (--list shows them)")
-    matrix.add_argument("--jobs", type=_jobs, default=max(4, 3 * (os.cpu_count() or 1)), metavar="N",
-                        help="cells run at once (default: 3 per CPU, at least 4; cells mostly wait)")
+    matrix.add_argument("--jobs", type=_jobs, default=max(4, 4 * (os.cpu_count() or 1)), metavar="N",
+                        help="cells run at once (default: 4 per CPU; cells mostly wait on the network)")
     matrix.add_argument("--report-dir", type=Path, default=Path(DEFAULT_REPORT_DIR), metavar="DIR",
                         help=f"where matrix.json, matrix.md, junit.xml and matrix.html go "
                              f"(default: ./{DEFAULT_REPORT_DIR})")

@@ -55,6 +55,10 @@ BUGS: Dict[str, Bug] = {b.id: b for b in (
     Bug("eventlet-pyopenssl-errors-kill-reader",
         "eventlet's handle_read catches only socket.error: pyOpenSSL's ZeroReturnError/SysCallError kill the "
         "reader greenthread and the connection hangs", "not reported yet"),
+    Bug("asyncio-py39-queue-loop",
+        "Python 3.9: cassandra-driver's asyncio reactor builds asyncio.Queue() in the connecting thread, so "
+        "connections opened from the driver's executor threads fail (no current event loop)",
+        "since PYTHON-1313 (apache/cassandra-python-driver#1179); scylla-driver keeps loop= below 3.10"),
     Bug("eventlet-wrap-returns-none",
         "scylla-driver 3.29.10's EventletConnection._wrap_socket_from_context returns None, so every TLS "
         "connect through an ssl_context fails with AttributeError", "not reported yet (gone from 3.29.12)"),
@@ -69,6 +73,7 @@ class Expectation:
     outcome: str  # "xfail" or "unavailable" (or "pass", to stop later rows matching)
     bug: str = ""  # a BUGS id, for xfail
     why: str = ""  # for unavailable
+    python: str = ""  # a bound on the environment's Python, like "<3.10"; "" for any
 
     def __post_init__(self) -> None:
         if self.outcome not in ("pass", "xfail", "unavailable"):
@@ -87,7 +92,7 @@ _SEED_DRIVERS = ("cassandra-driver", "scylla-driver<3.29.11")
 
 
 def _rows() -> Tuple[Expectation, ...]:
-    rows = []
+    rows = [Expectation("cassandra-driver", "asyncio", "*", "xfail", "asyncio-py39-queue-loop", python="<3.10")]
     # The seed: every TLS scenario of the stock asyncio reactor, but those that
     # end inside the blocking TLS handshake, before the reactor's sock_*
     # calls (a certificate refused by the client, a stalled handshake).
@@ -148,9 +153,27 @@ def driver_matches(pattern: str, name: str, version: str) -> bool:
             "==": have == bound}[op]
 
 
-def expected_outcome(name: str, version: str, reactor: str, scenario: str) -> Tuple[str, Optional[Expectation]]:
-    """(expected outcome, the row that said so, or None for the default pass)."""
+def python_matches(bound: str, python: str) -> bool:
+    """Whether Python `python` ("3.9.18") is within `bound` ("<3.10", ">=3.12"; "" for any)."""
+    if not bound:
+        return True
+    match = re.match(r"^(<=|>=|==|<|>)\s*([0-9.]+)$", bound)
+    if not match:
+        raise ValueError(f"python bound {bound!r} is not <op>VERSION, like <3.10")
+    have, limit = _version(python)[: len(_version(match.group(2)))], _version(match.group(2))
+    return {"<": have < limit, "<=": have <= limit, ">": have > limit, ">=": have >= limit,
+            "==": have == limit}[match.group(1)]
+
+
+def expected_outcome(name: str, version: str, reactor: str, scenario: str,
+                     python: str = "") -> Tuple[str, Optional[Expectation]]:
+    """(expected outcome, the row that said so, or None for the default pass).
+    `python` is the driver environment's Python version ("" matches any row)."""
     for row in EXPECTATIONS:
+        if row.python and python and not python_matches(row.python, python):
+            continue
+        if row.python and not python:
+            continue
         if (driver_matches(row.driver, name, version) and fnmatch.fnmatchcase(reactor, row.reactor)
                 and fnmatch.fnmatchcase(scenario, row.scenario)):
             return row.outcome, row

@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 # What write_reports writes, by key: the file name in the directory.
+NOTE_LINES = 3  # a terminal footnote wraps onto at most this many lines
+
 REPORT_FILES: Dict[str, str] = {
     "json": "matrix.json",
     "markdown": "matrix.md",
@@ -99,10 +101,18 @@ def _explain(cell: Cell) -> Optional[Tuple[str, str]]:
         return f"{expected}, but it passed", ""
     if cell.outcome == "xfail":
         short = f"bug {cell.bug}" if cell.bug else "known bug (not named)"
-        return short, cell.cause.strip("\n") if cell.cause.strip() else ""
+        gist = _gist(cell.cause)
+        return (f"{short}: {gist}" if gist else short), cell.cause.strip("\n") if cell.cause.strip() else ""
     cause = cell.cause.strip("\n") if cell.cause.strip() else _NO_CAUSE
-    short = _first_line(cause)
+    short = _gist(cause) or _first_line(cause)
     return short, "" if cause.strip() == short else cause
+
+
+def _gist(cause: str) -> str:
+    """The part of a cause that is the same for every cell it explains: what
+    the reactor did and left unread, before what this cell's node saw."""
+    first = _first_line(cause)
+    return first.split("; node: ")[0].strip()
 
 
 def _where(table: "_Table", note: _Note) -> List[Tuple[str, str]]:
@@ -133,16 +143,21 @@ def _tables(run: MatrixRun) -> List[_Table]:
         present = {s for _, s in cells}
         scenarios = [s for s in all_scenarios if s in present]
         table = _Table(label=label, info=info, reactors=list(reactors), scenarios=scenarios, cells=cells)
-        by_text: Dict[Tuple[str, str, str], List[Tuple[str, str]]] = {}
+        by_text: Dict[Tuple[str, str], List[Tuple[str, str]]] = {}
+        details: Dict[Tuple[str, str], str] = {}
         for scenario in scenarios:
             for reactor in table.reactors:
                 cell = cells.get((reactor, scenario))
                 explained = _explain(cell) if cell else None
                 if cell is None or explained is None:
                     continue
-                by_text.setdefault((cell.outcome,) + explained, []).append((reactor, scenario))
+                # One note per outcome and gist; its detail is the first cell's whole cause.
+                key = (cell.outcome, explained[0])
+                by_text.setdefault(key, [])
+                details.setdefault(key, explained[1])
+                by_text[key].append((reactor, scenario))
         for number, (key, where) in enumerate(by_text.items(), start=1):
-            table.notes.append(_Note(number, key[0], key[1], key[2], tuple(where)))
+            table.notes.append(_Note(number, key[0], key[1], details[key], tuple(where)))
             for spot in where:
                 table.note_of[spot] = number
         tables.append(table)
@@ -308,8 +323,11 @@ def terminal_report(run: MatrixRun, *, width: int = 160, color: bool = False) ->
                     row.append(_paint(texts[(reactor, scenario)], widths[i], table.cell(reactor, scenario), color))
                 out.append("  ".join(row).rstrip())
             out.append("")
-        for note in table.notes:
-            out.append(_cut(f"  [{note.number}] {note.outcome.upper()}: {_ascii(note.short)}", width))
+        for note in table.notes:  # wrapped, not cut: the end of a cause names what was lost
+            lines = _wrap(f"[{note.number}] {note.outcome.upper()}: {_ascii(note.short)}", width, "  ")
+            if len(lines) > NOTE_LINES:
+                lines = lines[:NOTE_LINES - 1] + [_cut(lines[NOTE_LINES - 1], width - 3) + "..."]
+            out.extend(lines)
         if table.notes:
             out.append("")
     out.append(_cut("  ! deviates from its expectation (listed below)   ~ slow under its fault (listed below)", width))
@@ -610,6 +628,16 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
 
 
+def _in_cell(short: str) -> str:
+    """What fits in a cell: the bug and, when the cause names an exception
+    left unread, that exception (the rest is in the notes below the table)."""
+    head, lost, unread = short.partition("left unread: ")
+    if not lost:
+        return short
+    bug = head.split(": ")[0] if head.startswith("bug ") else ""
+    return f"{bug + ': ' if bug else ''}left unread: {unread}"
+
+
 def _html_cell(table: _Table, index: int, reactor: str, scenario: str, slow: bool) -> str:
     cell = table.cell(reactor, scenario)
     if cell is None:
@@ -629,7 +657,7 @@ def _html_cell(table: _Table, index: int, reactor: str, scenario: str, slow: boo
     if number is not None:
         note = table.notes[number - 1]
         parts.append(f'<span class="why" title="{_h(note.short)}"><a href="#n{index}-{number}">[{number}]</a> '
-                     f"{_h(_short(note.short, 110))}</span>")
+                     f"{_h(_short(_in_cell(note.short), 130))}</span>")
     # Spaces between the pieces, so copied text and screen readers read "PASS 0.31s".
     return parts[0] + " ".join(parts[1:]) + "</td>"
 

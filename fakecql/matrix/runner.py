@@ -112,7 +112,7 @@ class CellJob:
 
 def plan(envs: Sequence[DriverEnv], reactors: Sequence[str], scenarios: Sequence[Scenario]) -> List[CellJob]:
     """Every cell: per driver, its reactors (those asked for, if any), every scenario."""
-    jobs = []
+    jobs: List[CellJob] = []
     for env in envs:
         for reactor in env.info.reactors:
             if reactors and reactor not in reactors:
@@ -323,7 +323,8 @@ def run_cell(job: CellJob, certs: Certificates, servers: _Servers) -> Cell:
     """Run one cell from start to verdict; never raises for what the reactor does."""
     scenario = job.scenario
     label = job.env.info.label
-    expected, row = expected_outcome(job.env.info.name, job.env.info.version, job.reactor, scenario.name)
+    expected, row = expected_outcome(job.env.info.name, job.env.info.version, job.reactor, scenario.name,
+                                     job.env.info.python)
     bug = row.bug if row is not None and row.outcome == "xfail" else ""
 
     def cell(outcome: str, seconds: float, cause: str = "", rate: Optional[float] = None) -> Cell:
@@ -413,7 +414,7 @@ def run_matrix(
             except Exception as exc:  # a bug of ours: the cell says so, the run goes on
                 job = work[index]
                 expected, _ = expected_outcome(job.env.info.name, job.env.info.version, job.reactor,
-                                               job.scenario.name)
+                                               job.scenario.name, job.env.info.python)
                 done = Cell(driver=job.env.info.label, reactor=job.reactor, scenario=job.scenario.name,
                             outcome="fail", expected=expected, seconds=0.0, budget=job.scenario.budget,
                             cause=f"the matrix runner failed: {type(exc).__name__}: {exc}")

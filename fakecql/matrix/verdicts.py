@@ -34,7 +34,7 @@ def judge(scenario: Scenario, result: Dict[str, Any], node_line: str, seconds: f
     inner = _innermost(chain) or error
     connected = bool(result.get("connected"))
     timed_out = bool(result.get("timed_out"))
-    tail = f"; {node_line}{_unread(result)}"
+    tail = f"{_unread(result)}; {node_line}"  # what was lost first: it is the cause
 
     verdict = "pass"
     cause = ""

@@ -31,8 +31,10 @@ MARK = "@@fakecql-matrix "
 
 
 def emit(event: str, **data: object) -> None:
-    sys.__stdout__.write(MARK + json.dumps({"event": event, **data}) + "\n")
-    sys.__stdout__.flush()
+    out = sys.__stdout__  # the runner's pipe, whatever a reactor did to sys.stdout
+    assert out is not None
+    out.write(MARK + json.dumps({"event": event, **data}) + "\n")
+    out.flush()
 
 
 def monkey_patch(reactor: str) -> None:

@@ -50,7 +50,7 @@ def stock_asyncio_has_tls_transport() -> bool:
 STOCK_ASYNCIO_TLS_BUG = (
     "third-party bug: the driver's asyncio reactor hands an ssl.SSLSocket to "
     "loop.sock_sendall/sock_recv and times out (scylladb/python-driver#821; unfixed in "
-    "cassandra-driver 3.30.1 and scylla-driver <= 3.29.10)"
+    "cassandra-driver 3.30.1 and scylla-driver <= 3.29.10): docs/upstream-bugs.md"
 )
 
 
@@ -70,3 +70,18 @@ STOCK_ASYNCIO_PY39_BUG = (
     "'There is no current event loop' (cassandra-driver since PYTHON-1313 dropped loop=; "
     "scylla-driver keeps it for < 3.10): docs/upstream-bugs.md"
 )
+
+
+def pytester_ini() -> str:
+    """An ini for pytester runs of documented examples: warnings are errors, except
+    the third-party ones the project's own pytest.ini ignores (eventlet's import-time
+    deprecation, which `import cassandra.cluster` triggers wherever eventlet is installed)."""
+    import configparser
+    from pathlib import Path
+
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(Path(__file__).resolve().parents[2] / "pytest.ini")
+    filters = [f.strip() for f in config["pytest"]["filterwarnings"].splitlines() if f.strip()]
+    assert filters[0] == "error", filters
+    return "[pytest]\nfilterwarnings =\n" + "".join(f"    {f}\n" for f in filters) + \
+        "asyncio_default_fixture_loop_scope = function\n"

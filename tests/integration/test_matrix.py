@@ -13,7 +13,7 @@ from fakecql.matrix.envs import installed_env
 from fakecql.matrix.runner import run_matrix
 from fakecql.matrix.scenarios import scenario
 
-from .helpers import stock_asyncio_has_tls_transport
+from .helpers import stock_asyncio_has_tls_transport, stock_asyncio_needs_callers_loop
 
 SCENARIOS = ["test_can_connect_with_ssl_ca", "tls13_key_update_mid_session", "plain_connects_and_queries"]
 
@@ -29,10 +29,13 @@ def test_transport_keeps_every_promise_and_stock_asyncio_fails_fast_naming_the_l
     assert key_update.rate and key_update.rate > 0
 
     stock = {c.scenario: c for c in run.cells if c.reactor == "asyncio"}
+    assert all(not c.deviates for c in stock.values()), stock
+    if stock_asyncio_needs_callers_loop():  # Python 3.9: another bug of the same reactor comes first
+        assert {c.bug for c in stock.values()} == {"asyncio-py39-queue-loop"}
+        return
     assert stock["plain_connects_and_queries"].outcome == "pass"
     for name in ("test_can_connect_with_ssl_ca", "tls13_key_update_mid_session"):
         cell = stock[name]
-        assert not cell.deviates, cell
         if stock_asyncio_has_tls_transport():
             assert cell.outcome == "pass", cell
             continue

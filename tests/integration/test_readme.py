@@ -5,23 +5,26 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .helpers import pytester_ini
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_fixture_example_runs(pytester):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     example = next(b for b in blocks if "def test_" in b)
-    pytester.makeini("[pytest]\nfilterwarnings = error\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini(pytester_ini())
     pytester.makepyfile(test_example=example)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
 def test_readme_starts_with_the_two_commands():
     first = README.read_text().splitlines()[:2]
-    assert first[0].strip().endswith("python -m fakecql demo")
+    assert first[0].strip().endswith("python -m fakecql matrix")  # the main job: the reactor matrix
     assert "tox run-parallel -e scylla,cassandra" in first[1]
     ci = (README.parent / ".ci" / "run").read_text()
     assert first[1].strip() in ci  # CI runs the README's test command verbatim
+    assert first[0].strip() in ci  # and its main job
 
 
 def test_the_commands_can_create_their_virtual_environments():

@@ -10,7 +10,9 @@
 # loopback addresses.
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import signal
 import socket
 import ssl
@@ -20,12 +22,14 @@ import subprocess
 import sys
 import threading
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import trustme
 
+import fakecql
 import fakecql.cli as cli
 from fakecql import CQLServer, NodeIdentity
 
@@ -92,15 +96,19 @@ def env_with_tmpdir(tmp_path: Path) -> Tuple[Dict[str, str], Path]:
     return dict(os.environ, TMPDIR=str(tmpdir)), tmpdir
 
 
-def assert_one_error_line(stderr: str, *fragments: str) -> str:
-    """argparse's usage (possibly wrapped), then exactly one error line containing `fragments`."""
+def assert_one_error_line(stderr: str, *fragments: str, prog: str = "fakecql") -> str:
+    """argparse's usage (possibly wrapped), then exactly one error line containing `fragments`.
+
+    `prog` is how the command was run: cli.main() in-process and the console
+    script say `fakecql`, `python -m fakecql` says so."""
     lines = stderr.splitlines()
     assert lines, "nothing on stderr"
     assert "Traceback" not in stderr, stderr
     errors = [line for line in lines if not (line.startswith("usage: ") or line.startswith(" "))]
     assert len(errors) == 1 and errors[0] == lines[-1], stderr
-    assert lines[0].startswith("usage: python -m fakecql"), stderr
-    assert errors[0].startswith("python -m fakecql") and ": error: " in errors[0], errors[0]
+    assert lines[0].startswith(f"usage: {prog} "), stderr
+    assert errors[0].startswith(f"{prog}: error: ") or errors[0].startswith(f"{prog} "), errors[0]
+    assert ": error: " in errors[0], errors[0]
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
     return errors[0]
@@ -145,7 +153,7 @@ BAD_FLAGS = [
     ("tls-min-above-max", ["serve", "--tls", "--tls-min", "1.3", "--tls-max", "1.2"],
      ["--tls-min 1.3 is above --tls-max 1.2"]),
     ("tls-version-unknown", ["serve", "--tls", "--tls-min", "1.1"], ["--tls-min", "'1.2' or '1.3'", "'1.1'"]),
-    ("unknown-flag", ["serve", "--bogus"], ["unrecognized arguments: --bogus"]),
+    ("unknown-flag", ["serve", "--bogus"], ["fakecql serve: error: unrecognized arguments: --bogus"]),
     ("unknown-command", ["frobnicate"], ["invalid choice: 'frobnicate'"]),
     ("no-command", [], ["the following arguments are required: COMMAND"]),
     ("unknown-reactor", ["demo", "--reactor", "nope"], ["--reactor", "invalid choice: 'nope'"]),
@@ -168,8 +176,8 @@ def test_bad_flags_give_one_error_line_and_status_2(argv, fragments, capsys, tmp
 def test_usage_errors_of_serve_show_serve_usage(capsys):
     assert cli.main(["serve", "--certs-dir", "x"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("usage: python -m fakecql serve ")
-    assert err.splitlines()[-1] == "python -m fakecql serve: error: --certs-dir needs --tls or --mtls"
+    assert err.startswith("usage: fakecql serve ")
+    assert err.splitlines()[-1] == "fakecql serve: error: --certs-dir needs --tls or --mtls"
 
 
 @pytest.mark.parametrize("argv, fragments", [
@@ -181,7 +189,7 @@ def test_bad_flags_by_subprocess(argv, fragments):
     result = run_cli(*argv)
     assert result.returncode == 2
     assert result.stdout == ""
-    assert_one_error_line(result.stderr, *fragments)
+    assert_one_error_line(result.stderr, *fragments, prog="python -m fakecql")
 
 
 def test_help_lists_every_serve_flag(capsys):
@@ -198,6 +206,86 @@ def test_help_by_subprocess():
     assert "serve" in result.stdout and "demo" in result.stdout
 
 
+def subcommands() -> List[str]:
+    """Every subcommand the parser has (so one added later is covered too)."""
+    [action] = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(action.choices)
+
+
+def test_subcommands_include_serve_and_demo():
+    assert {"serve", "demo"} <= set(subcommands())
+
+
+@pytest.mark.parametrize("command", subcommands())
+def test_unknown_flag_of_a_subcommand_shows_its_usage(command, capsys):
+    # Not the top-level usage: the subcommand's, and the flag by name.
+    assert cli.main([command, "--bogus"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"usage: fakecql {command} "), err
+    assert_one_error_line(err, f"fakecql {command}: error: unrecognized arguments: --bogus")
+
+
+def test_unknown_flag_of_serve_by_subprocess():
+    result = run_cli("serve", "--port", "0", "--bogus", "x")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert_one_error_line(result.stderr, "python -m fakecql serve: error: unrecognized arguments: --bogus x",
+                          prog="python -m fakecql serve")
+
+
+# --------------------------------------------------------------------------
+# The name in the usage, and --version
+# --------------------------------------------------------------------------
+
+def console_script() -> Path:
+    """The `fakecql` console script installed beside this interpreter."""
+    script = Path(sys.executable).parent / "fakecql"
+    assert script.exists(), f"fakecql is not installed in {sys.prefix} (pip install -e .)"
+    return script
+
+
+def test_console_script_usage_names_fakecql():
+    result = subprocess.run([str(console_script()), "serve", "--bogus"], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    assert result.returncode == 2
+    assert_one_error_line(result.stderr, "fakecql serve: error: unrecognized arguments: --bogus",
+                          prog="fakecql serve")
+    assert "python -m" not in result.stderr
+
+
+def test_python_m_usage_names_python_m_fakecql():
+    result = run_cli("serve", "--bogus")
+    assert result.returncode == 2
+    assert_one_error_line(result.stderr, "python -m fakecql serve: error: unrecognized arguments: --bogus",
+                          prog="python -m fakecql serve")
+
+
+def pyproject_version() -> str:
+    text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    project = text.split("[project]", 1)[1].split("\n[", 1)[0]
+    [version] = re.findall(r'^version = "([^"]+)"$', project, re.M)
+    return version
+
+
+def test_version_agrees_with_pyproject_and_the_installed_metadata():
+    assert fakecql.__version__ == pyproject_version()
+    assert metadata.version("fakecql") == fakecql.__version__
+
+
+def test_version_in_process(capsys):
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"fakecql {fakecql.__version__}\n"
+
+
+@pytest.mark.parametrize("how", ["console-script", "python-m"])
+def test_version_by_subprocess(how):
+    command = [str(console_script())] if how == "console-script" else [sys.executable, "-m", "fakecql"]
+    result = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"fakecql {pyproject_version()}\n"
+
+
 # --------------------------------------------------------------------------
 # A busy port: one line, status 2, no traceback
 # --------------------------------------------------------------------------
@@ -211,7 +299,7 @@ def test_busy_port_in_process(busy_port, capsys, tmp_path, monkeypatch):
     assert status == 2
     assert out == ""
     assert err.splitlines() == [
-        f"python -m fakecql serve: error: cannot listen on 127.0.0.1:{busy_port}: Address already in use"
+        f"fakecql serve: error: cannot listen on 127.0.0.1:{busy_port}: Address already in use"
         " (another process has this port; --port 0 picks a free one)"
     ]
     assert list(tmp_path.iterdir()) == []  # the temporary certificates are gone too
@@ -236,7 +324,7 @@ def test_unwritable_certs_dir_names_it(tmp_path, capsys):
     assert status == 2
     assert out == ""
     [line] = err.splitlines()
-    assert line.startswith(f"python -m fakecql serve: error: --certs-dir {target}: cannot write the certificates")
+    assert line.startswith(f"fakecql serve: error: --certs-dir {target}: cannot write the certificates")
 
 
 # --------------------------------------------------------------------------

@@ -67,7 +67,8 @@ def test_terminal_footnotes_carry_the_short_cause() -> None:
     report = terminal_report(nasty_run(), width=160)
     first_line = NASTY.splitlines()[0]
     assert f"  [1] FAIL: {first_line}" in report.splitlines()
-    assert "  [2] XFAIL: bug key-update-asyncio" in report.splitlines()
+    # An xfail's footnote: the bug, and the gist of its cause (what the node saw is per cell).
+    assert "  [2] XFAIL: bug key-update-asyncio: read 0 bytes after the KeyUpdate" in report.splitlines()
     assert "  [3] PASS: expected xfail (bug key-update-libev), but it passed" in report.splitlines()
     assert f"  [2] UNAVAILABLE: {SHARED_WHY}" in report.splitlines()
     assert report.count(SHARED_WHY) == 1
@@ -459,3 +460,21 @@ def test_a_run_with_no_cells_still_reports() -> None:
     _, page = _page(run)
     assert page.tables == []
     assert "# Reactor matrix" in to_markdown(run)
+
+
+def test_cells_with_the_same_gist_share_one_footnote_that_keeps_the_lost_exception() -> None:
+    from fakecql.matrix.records import Cell, DriverInfo, MatrixRun
+
+    lost = ("did not connect: OperationTimedOut: errors=Timed out creating connection (2.0 seconds), "
+            "last_host=None; left unread: TypeError: Socket cannot be of type SSLSocket "
+            "(in a concurrent future nobody read)")
+    cells = [Cell("cassandra-driver 3.30.1", "asyncio", name, "xfail", "xfail", 2.0, 6.0, bug="asyncio-sslsocket",
+                  cause=f"{lost}; node: 1 connection; no CQL frame in the {seconds} s after the first handshake")
+             for name, seconds in (("a", "2.1"), ("b", "2.3"))]
+    run = MatrixRun(generated="2026-11-30T00:00:00+00:00", python="3.11.7", cells=cells,
+                    drivers=[DriverInfo("cassandra-driver==3.30.1", "cassandra-driver", "3.30.1", "3.11.7",
+                                        ("asyncio",))])
+    report = terminal_report(run, width=100)
+    assert report.count("[1] XFAIL: bug asyncio-sslsocket") == 1 and "[2]" not in report
+    footnote = " ".join(line.strip() for line in report.split("[1] XFAIL:")[1].splitlines()[:3])
+    assert "TypeError: Socket cannot be of type SSLSocket (in a concurrent future nobody read)" in footnote
