@@ -17,9 +17,10 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import ssl
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
     from .reactor import AsyncioTransportConnection
@@ -102,6 +103,53 @@ class TLSLayer:
 
     def take_outgoing(self) -> bytes:
         return self._outgoing.read() if self._outgoing.pending else b""
+
+    def check_peer_name(self, host: str) -> None:
+        """Raise ssl.SSLCertVerificationError unless the verified peer
+        certificate names `host` (an IP address among its IP SANs, or a DNS
+        name among its DNS SANs, a left-most "*" label matching one label;
+        the common name only when it has no DNS SAN), as Python's own
+        check_hostname does. For `ssl_options={"check_hostname": True}`
+        beside a context that does not check names itself."""
+        peer: Any = self.sslobj.getpeercert()
+        if not peer:
+            raise ssl.SSLCertVerificationError(
+                1, f"cannot check that the certificate names {host!r}: the context does not verify "
+                   "certificates (verify_mode CERT_NONE)")
+        if not _names(peer, host):
+            names = ", ".join(value for _, value in peer.get("subjectAltName", ())) or "none"
+            raise ssl.SSLCertVerificationError(
+                1, f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, "
+                   f"certificate is not valid for {host!r} (it names: {names})")
+
+
+def _names(peer: Dict[str, Any], host: str) -> bool:
+    try:
+        address: Optional[ipaddress._BaseAddress] = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    sans = peer.get("subjectAltName", ())
+    if address is not None:
+        for kind, value in sans:
+            if kind == "IP Address":
+                try:
+                    if ipaddress.ip_address(value.strip()) == address:
+                        return True
+                except ValueError:
+                    continue
+        return False
+    patterns = [value for kind, value in sans if kind == "DNS"]
+    if not patterns:
+        patterns = [value for rdn in peer.get("subject", ()) for key, value in rdn if key == "commonName"]
+    wanted = host.lower().rstrip(".")
+    for pattern in (p.lower().rstrip(".") for p in patterns):
+        if pattern == wanted:
+            return True
+        if pattern.startswith("*.") and "." in pattern[2:] and "." in wanted:
+            label, rest = wanted.split(".", 1)
+            if label and rest == pattern[2:]:
+                return True
+    return False
 
 
 class CQLProtocol(asyncio.Protocol):

@@ -262,6 +262,13 @@ class AsyncioTransportConnection(Connection):
             return str(self.endpoint.address)
         return ""
 
+    def _checks_names_itself(self) -> bool:
+        """ssl_options={"check_hostname": True} beside a context that does not
+        check names: the drivers' Connection ignores the option since its
+        PYTHON-1331 rework (docs/upstream-bugs.md); this reactor honours it."""
+        return bool(self.ssl_options and self.ssl_options.get("check_hostname")
+                    and self.ssl_context is not None and not self.ssl_context.check_hostname)
+
     def _deadline(self) -> float:
         timeout = self.connect_timeout or DEFAULT_CONNECT_TIMEOUT
         return self._began + HANDSHAKE_SHARE * timeout
@@ -321,6 +328,8 @@ class AsyncioTransportConnection(Connection):
         if self.is_closed or self.is_defunct:
             protocol.close()
             return
+        if tls is not None and self._checks_names_itself():
+            tls.check_peer_name(str(self.endpoint.address))  # raises: the guard defuncts with it
         self._send_options_message()  # CQL startup; connected_event waits for READY
         self._flush()  # what was pushed before the transport was ready
 

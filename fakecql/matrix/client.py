@@ -65,6 +65,7 @@ class ClientResult:
     error_chain: List[str] = field(default_factory=list)  # every error it wrapped
     certificate_error: bool = False  # a certificate verification failure is in the chain
     timed_out: bool = False  # the chain holds a driver timeout (OperationTimedOut and kin)
+    authentication_failed: bool = False  # the chain holds the driver's AuthenticationFailed
     seconds: float = 0.0
     unavailable: str = ""  # why this reactor cannot play this scenario here
 
@@ -238,6 +239,10 @@ def run_client(
     )
     if spec.protocol_version is not None:
         options["protocol_version"] = spec.protocol_version
+    if spec.password:
+        from cassandra.auth import PlainTextAuthProvider
+
+        options["auth_provider"] = PlainTextAuthProvider("cassandra", spec.password)
     started = time.monotonic()
     try:
         cluster = Cluster(**options)
@@ -274,6 +279,7 @@ def run_client(
         result.error_chain = [describe(e) for e in chain]
         result.certificate_error = any(_is_certificate_error(e) for e in chain)
         result.timed_out = any(_is_timeout(e) for e in chain)
+        result.authentication_failed = any(type(e).__name__ == "AuthenticationFailed" for e in chain)
     finally:
         result.seconds = time.monotonic() - started
         try:

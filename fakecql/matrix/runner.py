@@ -36,13 +36,14 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 import trustme
 
 from ..activity import FaultApplied, HandshakeFailed, ServerException
+from ..node import PasswordAuth
 from ..server import CQLServer
 from ..tls import ClientAuth, TLSConfig
 from .causes import node_saw
 from .envs import DriverEnv
 from .expectations import BUGS, expected_outcome
 from .records import Cell, MatrixRun
-from .scenarios import NodeSpec, Scenario
+from .scenarios import PASSWORD, NodeSpec, Scenario
 from .verdicts import judge
 
 __all__ = ["CellJob", "Certificates", "plan", "run_cell", "run_matrix"]
@@ -123,7 +124,8 @@ def plan(envs: Sequence[DriverEnv], reactors: Sequence[str], scenarios: Sequence
 
 def _start_node(scenario: Scenario, certs: Certificates) -> CQLServer:
     spec = scenario.node
-    server = CQLServer(tls=certs.node_tls(spec), protocol_versions=spec.protocol_versions)
+    server = CQLServer(tls=certs.node_tls(spec), protocol_versions=spec.protocol_versions,
+                       auth=PasswordAuth("cassandra", PASSWORD) if spec.auth else None)
     if spec.tables:
         server.node.schema.add_keyspace("ks")
         server.node.schema.add_table("ks", "blobs", {"id": "uuid", "data": "blob"}, partition_key=["id"])

@@ -36,12 +36,14 @@ __all__ = [
 # The driver's connect_timeout and control_connection_timeout in every cell:
 # short, so a reactor that cannot connect fails in seconds.
 CONNECT_TIMEOUT = 2.0
+PASSWORD = "s3cret"  # the password of a node with auth=True
 
 # What a scenario promises; a cell that breaks its scenario's promise fails.
 PROMISES = {
     "connects": "connects and answers every query",
     "refused_certificate": "is refused with a certificate error",
     "refused": "is refused by the node (a TLS alert or an error), within its budget",
+    "refused_credentials": "is refused by the node's authenticator (AuthenticationFailed)",
     "fails_fast": "fails within its budget with the connection's own error, not a timeout",
     "fails_within_budget": "fails within its budget with a named cause",
 }
@@ -70,6 +72,7 @@ class NodeSpec:
     faults: Tuple[Fault, ...] = ()  # from the start
     query_faults: Tuple[Fault, ...] = ()  # replace `faults` once the client has connected
     tables: bool = False  # ks.blobs (id uuid, data blob) for large writes
+    auth: bool = False  # PasswordAuthenticator, user "cassandra", password PASSWORD
 
     def __post_init__(self) -> None:
         if self.cert not in ("node", "other_name"):
@@ -96,6 +99,7 @@ class ClientSpec:
     large_write: int = 0  # bytes of one prepared INSERT into ks.blobs
     protocol_version: Optional[int] = None
     tls_max: str = ""  # cap the client's TLS version ("1.2"), "" for the default
+    password: str = ""  # PlainTextAuthProvider("cassandra", password); "" for no credentials
 
     def __post_init__(self) -> None:
         if self.tls_path not in ("options", "context", "default_context", "none"):
@@ -195,6 +199,16 @@ SCENARIOS: Tuple[Scenario, ...] = (
     Scenario("test_can_connect_with_sslcontext_default_context", "connects", CONNECTS,
              "ssl.create_default_context(cafile=CA): verification and host name check on",
              client=ClientSpec(tls_path="default_context"), upstream=UPSTREAM, stdlib_context=True),
+    # -- beyond upstream's file: the other refusals a TLS client meets -------------------
+    Scenario("tls_unknown_ca_is_refused", "refused_certificate", REFUSED,
+             "ssl_context trusting a CA that did not sign the node's certificate: refused",
+             client=ClientSpec(ca="other_ca")),
+    Scenario("tls_password_authenticator", "connects", CONNECTS,
+             "PasswordAuthenticator over TLS, right credentials", node=NodeSpec(auth=True),
+             client=ClientSpec(password=PASSWORD)),
+    Scenario("tls_wrong_password_is_refused", "refused_credentials", REFUSED,
+             "PasswordAuthenticator over TLS, wrong password: AuthenticationFailed", node=NodeSpec(auth=True),
+             client=ClientSpec(password="wrong")),
     # -- TLS 1.3 ------------------------------------------------------------------------------
     Scenario("tls13_session_tickets_after_handshake", "connects", CONNECTS,
              "TLS 1.3 node sending 4 NewSessionTickets right after the handshake: the client's "

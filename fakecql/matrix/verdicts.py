@@ -54,6 +54,11 @@ def judge(scenario: Scenario, result: Dict[str, Any], node_line: str, seconds: f
             verdict, cause = "fail", f"refused, but not for the certificate: {inner}"
         elif promise == "refused" and not node_refused:
             verdict, cause = "fail", f"failed, but the node refused nothing: {inner}"
+    elif promise == "refused_credentials":
+        if connected:
+            verdict, cause = "fail", f"connected although it should have been refused ({scenario.summary})"
+        elif not result.get("authentication_failed"):
+            verdict, cause = "fail", f"failed, but not by the authenticator: {inner}"
     elif promise == "fails_fast":
         if connected:
             verdict, cause = "fail", f"connected although the node ended the connection ({scenario.summary})"

@@ -409,3 +409,59 @@ def test_a_failed_handshake_leaves_nothing_behind(connections, server_context):
     assert conn._socket.fileno() == -1
     assert on_loop(conn, lambda: conn._handshake_timer) is None
     assert _tasks_of(conn) == []
+
+
+# ssl_options={"check_hostname": True} beside a context that does not check
+# names: the driver's Connection ignores it (docs/upstream-bugs.md,
+# ssl-options-check-hostname-ignored); the transport reactor honours it.
+@pytest.mark.parametrize("names, refused", [
+    (("localhost",), True),  # the peer's certificate does not name 127.0.0.1
+    (("127.0.0.1",), False),
+    (("node.example", "127.0.0.1"), False),
+])
+def test_ssl_options_check_hostname_is_honoured(connections, ca, names, refused):
+    import ssl
+
+    server_context = TLSConfig.create(ca, server_cert=ca.issue_cert(*names)).server_context()
+    conn, peer = connections(tls=client_context(ca, check_hostname=False), server_context=server_context,
+                             ssl_options={"check_hostname": True})
+    try:
+        peer.handshake()
+    except (BrokenPipeError, ConnectionResetError):
+        assert refused  # the client closed as soon as it had checked the name
+    if refused:
+        assert conn.connected_event.wait(WAIT)
+        assert conn.is_defunct and isinstance(conn.last_error, ssl.SSLCertVerificationError)
+        assert "Hostname mismatch, certificate is not valid for '127.0.0.1'" in str(conn.last_error)
+        assert peer.wait_closed()
+    else:
+        assert [type(m) for m in peer.serve_startup()] == [Options, Startup]
+        assert conn.connected_event.wait(WAIT) and conn.last_error is None
+
+
+@pytest.mark.parametrize("pattern, host, matches", [
+    ("*.example.com", "node.example.com", True),
+    ("*.example.com", "a.node.example.com", False),
+    ("*.example.com", "example.com", False),
+    ("*.com", "example.com", False),
+    ("Node.Example.com.", "node.example.com", True),
+])
+def test_dns_names_match_as_pythons_check_hostname_does(pattern, host, matches):
+    from cqltransport.protocol import _names
+
+    assert _names({"subjectAltName": (("DNS", pattern),)}, host) is matches
+
+
+def test_check_hostname_without_verification_is_refused_by_name():
+    import ssl
+
+    from cqltransport.protocol import TLSLayer
+
+    class Unverified:
+        def getpeercert(self):  # what an SSLObject returns with verify_mode CERT_NONE
+            return {}
+
+    layer = TLSLayer.__new__(TLSLayer)
+    layer.sslobj = Unverified()  # type: ignore[assignment]
+    with pytest.raises(ssl.SSLCertVerificationError, match="does not verify certificates"):
+        layer.check_peer_name("127.0.0.1")

@@ -145,6 +145,15 @@ def test_refused_means_the_node_refused():
     assert outcome == "fail" and cause.startswith("failed, but the node refused nothing")
 
 
+def test_refused_credentials_means_the_authenticator_said_no():
+    wrong = scenario("tls_wrong_password_is_refused")
+    failed = result(error="NoHostAvailable: x", error_chain=["AuthenticationFailed: Failed to authenticate"],
+                    authentication_failed=True)
+    assert judge(wrong, failed, "node", 0.1) == ("pass", "")
+    other = result(error="NoHostAvailable: x", error_chain=[TIMEOUT], timed_out=True)
+    assert judge(wrong, other, "node", 2.0)[1].startswith("failed, but not by the authenticator")
+
+
 def test_fails_fast_means_the_fault_acted_and_no_timeout():
     reset = result(error="NoHostAvailable: x", error_chain=["ConnectionResetError: reset"])
     assert judge(FAILS_FAST, reset, "node", 0.1) == ("pass", "")
