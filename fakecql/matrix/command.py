@@ -19,7 +19,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 from ..reactors import REACTORS
 from .envs import DriverEnv, EnvironmentBuildError, default_cache_dir, ensure_env, parse_driver_spec
