@@ -138,7 +138,9 @@ def _recipe(spec: DriverSpec) -> str:
     packages = [spec.requirement, *RUNTIME]
     if sys.version_info >= (3, 12):
         packages.append("pyasyncore")
-    data = {"recipe": RECIPE_VERSION, "python": sys.version.split()[0], "executable": sys.executable,
+    # Not the interpreter's path: a venv made from a venv runs the base
+    # interpreter, so the same Python version makes the same environment.
+    data = {"recipe": RECIPE_VERSION, "python": sys.version.split()[0],
             "packages": packages, "reactor_packages": REACTOR_PACKAGES}
     return json.dumps(data, sort_keys=True)
 

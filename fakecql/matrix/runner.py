@@ -2,13 +2,14 @@
 # fakecql node in this process and a worker process playing the client.
 #
 # Strategy: cells are independent and mostly wait (on timeouts, on the
-# network), so they run `jobs` at a time in threads; each thread starts the
-# cell's node (CQLServer, own loop thread), starts the worker with the driver
-# environment's interpreter (worker.py, run by path), swaps the node's
-# faults when the worker says it has connected, and reads the worker's
-# result with a deadline. A worker that overruns is killed: the cell fails
-# as "hung", with what the node saw. The verdict (verdicts.judge) and the
-# expectation (expectations.py) make the Cell record.
+# network), so they run `jobs` at a time in threads, round-robin over the
+# (driver, reactor) columns; each thread starts the cell's node (CQLServer,
+# own loop thread), borrows the column's fork server (workers.py), which
+# forks a child for the cell, swaps the node's faults when the child says it
+# has connected, and reads the child's result with a deadline. A child that
+# overruns is killed: the cell fails as "hung", with what the node saw. The
+# verdict (verdicts.judge) and the expectation (expectations.py) make the
+# Cell record.
 #
 # Rules: every node started here is stopped, every process reaped; every
 # wait has a deadline; an exception inside the node (ServerException) or
@@ -20,18 +21,13 @@ import datetime
 import json
 import os
 import platform
-import queue
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import trustme
 
@@ -45,18 +41,14 @@ from .expectations import BUGS, expected_outcome
 from .records import Cell, MatrixRun
 from .scenarios import PASSWORD, NodeSpec, Scenario
 from .verdicts import judge
+from .workers import BrokenWorker, ForkServer, Servers
 
 __all__ = ["CellJob", "Certificates", "plan", "run_cell", "run_matrix"]
 
-WORKER = Path(__file__).resolve().with_name("worker.py")
-MARK = "@@fakecql-matrix "
-# Seconds a worker may take beyond its scenario's budget: interpreter start,
-# imports (gevent, twisted), and a busy machine.
+# Seconds a cell's child may take beyond its scenario's budget: the fork,
+# the reactor's start, a busy machine.
 STARTUP_ALLOWANCE = 20.0
 SHUTDOWN_ALLOWANCE = 10.0  # for Cluster.shutdown() after the result
-# A fork server imports the driver and its reactor once; on a machine busy
-# with other test processes that can take long, and it is not a cell's time.
-SERVER_START_ALLOWANCE = 90.0
 
 
 class Certificates:
@@ -134,159 +126,7 @@ def _start_node(scenario: Scenario, certs: Certificates) -> CQLServer:
     return server.start()
 
 
-class _ForkServer:
-    """A worker.py fork server for one (driver, reactor): it forks one child per cell.
-    Its output is read by threads so that every wait has a deadline."""
-
-    def __init__(self, env: DriverEnv, reactor: str, src: Path) -> None:
-        setup = {"reactor": reactor, "src": str(src)}
-        environ = dict(os.environ, PYTHONWARNINGS="ignore")
-        environ.pop("PYTHONPATH", None)
-        self.key = (env.path, reactor)
-        self.process = subprocess.Popen([str(env.python), str(WORKER), json.dumps(setup)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ, text=True,
-                                        bufsize=1)
-        self.events: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue()
-        self.errors: "Deque[str]" = deque(maxlen=20)
-        self.child: Optional[int] = None
-        self._readers = [threading.Thread(target=self._read_events, daemon=True),
-                         threading.Thread(target=self._read_errors, daemon=True)]
-        for reader in self._readers:
-            reader.start()
-
-    def _read_events(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.startswith(MARK):
-                try:
-                    self.events.put(json.loads(line[len(MARK):]))
-                except ValueError:
-                    pass
-        self.events.put(None)
-
-    def _read_errors(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.errors.append(line.rstrip("\n"))
-
-    def next_event(self, deadline: float) -> Optional[Dict[str, Any]]:
-        """The next event, None at EOF; TimeoutError at the deadline."""
-        try:
-            event = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            raise TimeoutError from None
-        if event is not None and event.get("event") == "started":
-            self.child = int(event["pid"])
-        return event
-
-    def send(self, line: str) -> bool:
-        assert self.process.stdin is not None
-        try:
-            self.process.stdin.write(line + "\n")
-            self.process.stdin.flush()
-            return True
-        except (BrokenPipeError, OSError, ValueError):
-            return False
-
-    def ready(self, deadline: float) -> Optional[Dict[str, Any]]:
-        """Wait for "ready" (None) or the reason the reactor is unavailable (that event)."""
-        while True:
-            event = self.next_event(deadline)
-            if event is None:
-                raise RuntimeError(f"the worker ended before it was ready: {' | '.join(self.errors)}")
-            if event["event"] == "ready":
-                return None
-            if event["event"] in ("result", "crash"):
-                return event
-
-    def kill_child(self) -> None:
-        child, self.child = self.child, None
-        if child is not None:
-            try:
-                os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def close(self) -> None:
-        self.kill_child()
-        try:
-            if self.process.stdin is not None:
-                self.process.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        for reader in self._readers:
-            reader.join(5)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-class _BrokenWorker(RuntimeError):
-    """The worker of a (driver, reactor) could not start: its cells fail with the reason."""
-
-
-class _Servers:
-    """Idle fork servers by (driver environment, reactor); a cell borrows one and gives it back."""
-
-    def __init__(self, src: Path) -> None:
-        self.src = src
-        self._idle: Dict[Tuple[Path, str], List[_ForkServer]] = {}
-        self._all: List[_ForkServer] = []
-        self._unavailable: Dict[Tuple[Path, str], str] = {}
-        self._broken: Dict[Tuple[Path, str], str] = {}
-        self._lock = threading.Lock()
-
-    def borrow(self, env: DriverEnv, reactor: str) -> "_ForkServer | str":
-        """A ready server, or the reason the reactor cannot run in this environment."""
-        key = (env.path, reactor)
-        with self._lock:
-            if key in self._unavailable:
-                return self._unavailable[key]
-            if key in self._broken:  # one start that failed is enough: no cascade of slow starts
-                raise _BrokenWorker(self._broken[key])
-            if self._idle.get(key):
-                return self._idle[key].pop()
-        server = _ForkServer(env, reactor, self.src)
-        with self._lock:
-            self._all.append(server)
-        try:
-            refused = server.ready(time.monotonic() + SERVER_START_ALLOWANCE)
-        except (TimeoutError, RuntimeError) as exc:
-            server.close()
-            why = (f"the {reactor} worker of {env.info.label} did not start within {SERVER_START_ALLOWANCE:.0f} s"
-                   if isinstance(exc, TimeoutError) else str(exc))
-            with self._lock:
-                self._broken[key] = f"{why}; its stderr: {' | '.join(server.errors) or 'nothing'}"
-            raise _BrokenWorker(self._broken[key]) from None
-        if refused is not None:
-            why = str(refused.get("unavailable") or refused.get("error") or "the reactor cannot be loaded")
-            with self._lock:
-                self._unavailable[key] = why
-            server.close()
-            return why
-        return server
-
-    def give_back(self, server: _ForkServer) -> None:
-        with self._lock:
-            self._idle.setdefault(server.key, []).append(server)
-
-    def discard(self, server: _ForkServer) -> None:
-        server.close()
-
-    def close(self) -> None:
-        with self._lock:
-            servers, self._all = self._all, []
-            self._idle.clear()
-        for server in servers:
-            server.close()
-
-
-def _play(server: _ForkServer, node: CQLServer, request: Dict[str, Any], scenario: Scenario,
+def _play(server: ForkServer, node: CQLServer, request: Dict[str, Any], scenario: Scenario,
           began: float) -> Tuple[Optional[Dict[str, Any]], str, bool]:
     """(the child's result or None, why there is none, whether Cluster.shutdown() hung)."""
     deadline = began + scenario.budget + STARTUP_ALLOWANCE
@@ -321,7 +161,7 @@ def _play(server: _ForkServer, node: CQLServer, request: Dict[str, Any], scenari
         return result, "", True
 
 
-def run_cell(job: CellJob, certs: Certificates, servers: _Servers) -> Cell:
+def run_cell(job: CellJob, certs: Certificates, servers: Servers) -> Cell:
     """Run one cell from start to verdict; never raises for what the reactor does."""
     scenario = job.scenario
     label = job.env.info.label
@@ -338,7 +178,7 @@ def run_cell(job: CellJob, certs: Certificates, servers: _Servers) -> Cell:
 
     try:
         server = servers.borrow(job.env, job.reactor)
-    except _BrokenWorker as exc:
+    except BrokenWorker as exc:
         return cell("fail", 0.0, str(exc))
     if isinstance(server, str):
         return cell("unavailable", 0.0, server)
@@ -405,7 +245,7 @@ def run_matrix(
 
     started = time.monotonic()
     work = plan(envs, reactors, scenarios)
-    servers = _Servers(source_links(cache_dir or default_cache_dir()))
+    servers = Servers(source_links(cache_dir or default_cache_dir()))
     results: List[Optional[Cell]] = [None] * len(work)
     with tempfile.TemporaryDirectory(prefix="fakecql-matrix-") as tmp:
         certs = Certificates(Path(tmp))
