@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import ssl
 import time
 import uuid
@@ -258,7 +259,7 @@ def run_client(
         insert = None
         if spec.large_write:
             insert = session.prepare("INSERT INTO ks.blobs (id, data) VALUES (?, ?)")
-        value = b"\x00" * spec.large_write
+        value = os.urandom(spec.large_write)  # incompressible: LZ4 is negotiated, and zeros would shrink to nothing
         query_started = time.monotonic()
         for number in range(spec.queries):
             if number and spec.spacing:
