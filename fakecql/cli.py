@@ -140,6 +140,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "fakecql") -> int:
         args.parser.print_usage(sys.stderr)
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`| head`): nothing left to say
+        return 1
     except OSError as exc:
         print(f"{prog}: error: {_os_error_text(exc)}", file=sys.stderr)
         return 2
