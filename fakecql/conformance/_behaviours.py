@@ -118,6 +118,24 @@ class Run:
         label = label or f"request {self._counter}"
         return send_query(self.connection, text or f"conformance {label}", Request(label, self.answered))
 
+    def blocked_query(self, text: str) -> Request:
+        """Send a QUERY of `text` and prove its write blocked: the peer, not
+        reading, holds (received and queued) less than all of it."""
+        peer = self._peer()
+        request = self.query(text)
+        queued = peer.wait_inbound_stalled(f"the client's {len(text)}-byte QUERY")
+        expect(peer.received_bytes + queued < len(text),
+               f"expected the {len(text)}-byte write to block; the peer already holds "
+               f"{peer.received_bytes + queued} bytes")
+        return request
+
+    def read_intact(self, text: str) -> Any:
+        """Read the QUERY of `text` whose write was blocked, and check it arrived whole."""
+        incoming = self._peer().read_request(f"the {len(text)}-byte QUERY, once the peer reads again")
+        expect(query_text(incoming) == text,
+               f"expected the {len(text)}-byte QUERY intact; got {len(query_text(incoming))} characters")
+        return incoming
+
     def check_payload(self, request: Request, payload: bytes, what: str) -> None:
         response = request.wait(self.deadline, what, self.connection)
         got = rows_payload(response, what)
@@ -277,18 +295,13 @@ def tls_write_needs_read(run: Run) -> None:
     first = run.query()
     early = peer.read_request("a small QUERY before the large one")
     text = "w" * BLOCKING_WRITE
-    blocked = run.query(text)
-    queued = peer.wait_inbound_stalled(f"the client's {len(text)}-byte QUERY")
-    expect(peer.received_bytes + queued < len(text),
-           f"expected the {len(text)}-byte write to block; the peer already holds {peer.received_bytes + queued} bytes")
+    blocked = run.blocked_query(text)
     peer.request_key_update()
     payload = payload_bytes(41, 3000)
     peer.send(peer.rows_frame(early.stream, payload))
     run.check_payload(first, payload, "the answer (after a KeyUpdate) read while a large write is blocked")
     expect(not connection.is_defunct, f"expected the connection to survive the KeyUpdate; {describe(connection)}")
-    big = peer.read_request(f"the {len(text)}-byte QUERY, once the peer reads again")
-    expect(query_text(big) == text,
-           f"expected the {len(text)}-byte QUERY intact; got {len(query_text(big))} characters")
+    big = run.read_intact(text)
     payload = payload_bytes(42, 2000)
     peer.send(peer.rows_frame(big.stream, payload))
     run.check_payload(blocked, payload, "the answer to the large QUERY")
@@ -366,10 +379,7 @@ def reset_during_write(run: Run) -> None:
     defunct with that error and fails the pending request."""
     _, peer = run.start_up()
     text = "r" * BLOCKING_WRITE
-    request = run.query(text)
-    queued = peer.wait_inbound_stalled(f"the client's {len(text)}-byte QUERY")
-    expect(peer.received_bytes + queued < len(text),
-           f"expected the {len(text)}-byte write to block; the peer already holds {peer.received_bytes + queued} bytes")
+    request = run.blocked_query(text)
     peer.reset()
     _expect_reset_reported(run, "during a write", request)
 
@@ -402,14 +412,9 @@ def blocked_write_resumes(run: Run) -> None:
     again; the large request arrives intact and its answer reaches the callback."""
     connection, peer = run.start_up()
     text = "b" * BLOCKING_WRITE
-    big = run.query(text)
-    queued = peer.wait_inbound_stalled(f"the client's {len(text)}-byte QUERY")
-    expect(peer.received_bytes + queued < len(text),
-           f"expected the {len(text)}-byte write to block; the peer already holds {peer.received_bytes + queued} bytes")
+    big = run.blocked_query(text)
     expect(not connection.is_defunct, f"expected a blocked write to leave the connection healthy; {describe(connection)}")
-    incoming = peer.read_request(f"the {len(text)}-byte QUERY, once the peer reads again")
-    expect(query_text(incoming) == text,
-           f"expected the {len(text)}-byte QUERY intact; got {len(query_text(incoming))} characters")
+    incoming = run.read_intact(text)
     payload = payload_bytes(81, 1000)
     peer.send(peer.rows_frame(incoming.stream, payload))
     run.check_payload(big, payload, "the answer to the QUERY whose write was blocked")

@@ -250,6 +250,17 @@ def _wrap(text: str, width: int, indent: str) -> List[str]:
     return lines
 
 
+def _deviation(cell: Cell, name: str, bug: str, outcome: str) -> str:
+    """One line on a deviating cell; the name, bug and outcome come marked up by the caller."""
+    head = f"{name}: expected {cell.expected}"
+    if cell.bug:
+        head += f" (bug {bug})"
+    head += f", outcome {outcome}"
+    if cell.outcome != "unavailable":
+        head += f" in {_seconds(cell.seconds)} (budget {_seconds(cell.budget)})"
+    return head
+
+
 def _grid_text(cell: Optional[Cell], note: Optional[int], slow: bool) -> str:
     if cell is None:
         return "-"
@@ -336,12 +347,7 @@ def terminal_report(run: MatrixRun, *, width: int = 160, color: bool = False) ->
     deviations = run.deviations
     out.append(f"Deviations from the expectations: {len(deviations)}")
     for cell in deviations:
-        head = f"{_cell_name(cell)}: expected {cell.expected}"
-        if cell.bug:
-            head += f" (bug {cell.bug})"
-        head += f", outcome {cell.outcome}"
-        if cell.outcome != "unavailable":
-            head += f" in {_seconds(cell.seconds)} (budget {_seconds(cell.budget)})"
+        head = _deviation(cell, _cell_name(cell), cell.bug, cell.outcome)
         out.extend(_wrap(head, width, "  "))
         if cell.cause.strip():
             out.extend(_wrap(cell.cause.strip("\n"), width, "      "))
@@ -405,13 +411,7 @@ def to_markdown(run: MatrixRun) -> str:
         out.append("Every cell is what the expectations table says.")
         out.append("")
     for cell in run.deviations:
-        head = f"- **{_md(_cell_name(cell))}**: expected {cell.expected}"
-        if cell.bug:
-            head += f" (bug {_md(cell.bug)})"
-        head += f", outcome **{cell.outcome}**"
-        if cell.outcome != "unavailable":
-            head += f" in {_seconds(cell.seconds)} (budget {_seconds(cell.budget)})"
-        out.append(head)
+        out.append("- " + _deviation(cell, f"**{_md(_cell_name(cell))}**", _md(cell.bug), f"**{cell.outcome}**"))
         if cell.cause.strip():
             out.append("")
             out.extend("  " + line if line else "" for line in "\n".join(_md_block(cell.cause)).split("\n"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import ssl
 import sys
+from pathlib import Path
 from typing import List
 
 
@@ -85,3 +86,14 @@ def pytester_ini() -> str:
     assert filters[0] == "error", filters
     return "[pytest]\nfilterwarnings =\n" + "".join(f"    {f}\n" for f in filters) + \
         "asyncio_default_fixture_loop_scope = function\n"
+
+
+def run_documented_example(pytester, document: Path) -> None:  # type: ignore[no-untyped-def]
+    """Run the first ```python block of `document` that defines a test, as another project's suite would."""
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", document.read_text(), re.S)
+    example = next(b for b in blocks if "def test_" in b)
+    pytester.makeini(pytester_ini())
+    pytester.makepyfile(test_example=example)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -6,7 +6,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from .helpers import pytester_ini
+from .helpers import run_documented_example
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPI = ROOT / "docs" / "PYPI.md"
@@ -45,11 +45,7 @@ def test_description_starts_with_what_fakecql_is_and_how_to_install_it():
 
 
 def test_description_example_runs(pytester):
-    blocks = re.findall(r"```python\n(.*?)```", PYPI.read_text(), re.S)
-    example = next(b for b in blocks if "def test_" in b)
-    pytester.makeini(pytester_ini())
-    pytester.makepyfile(test_example=example)
-    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    run_documented_example(pytester, PYPI)
 
 
 def test_description_lists_the_readme_fixtures():

@@ -5,17 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .helpers import pytester_ini
+from .helpers import run_documented_example
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_fixture_example_runs(pytester):
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    example = next(b for b in blocks if "def test_" in b)
-    pytester.makeini(pytester_ini())
-    pytester.makepyfile(test_example=example)
-    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    run_documented_example(pytester, README)
 
 
 def test_readme_starts_with_the_two_commands():
