@@ -11,7 +11,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Type
 
-__all__ = ["ReactorInfo", "REACTORS", "load_reactor", "available_reactors", "driver_info"]
+__all__ = ["ReactorInfo", "REACTORS", "PYOPENSSL_REACTORS", "load_reactor", "available_reactors", "driver_info",
+           "uses_pyopenssl"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,17 @@ REACTORS: Dict[str, ReactorInfo] = {
         ReactorInfo("transport", "cqltransport", "AsyncioTransportConnection"),
     )
 }
+
+
+# The reactors that do TLS with pyOpenSSL: their ssl_context must be an
+# OpenSSL.SSL.Context, not a Python ssl.SSLContext.
+PYOPENSSL_REACTORS = ("eventlet", "twisted")
+
+
+def uses_pyopenssl(connection_class: type) -> bool:
+    """Whether `connection_class` (or a reactor it derives from) does its TLS with pyOpenSSL."""
+    modules = {REACTORS[name].module for name in PYOPENSSL_REACTORS}
+    return any(getattr(klass, "__module__", "") in modules for klass in connection_class.__mro__)
 
 
 def load_reactor(name: str) -> Type:

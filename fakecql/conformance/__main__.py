@@ -7,19 +7,14 @@
 # flags, same arguments) with a bootstrap that patches first and only then
 # imports the CLI; every other reactor runs here directly.
 #
-# Rules: nothing is imported above the re-execution but os, subprocess and
-# sys; FAKECQL_CONFORMANCE_PATCHED guards against re-executing twice.
+# Rules: the patches are fakecql/_monkey.py's (the matrix's worker uses the
+# same); FAKECQL_CONFORMANCE_PATCHED guards against re-executing twice.
 import os
 import subprocess
 import sys
 
 _MARK = "FAKECQL_CONFORMANCE_PATCHED"
 _BOOTSTRAP = "{patch}\nimport sys\nfrom fakecql.conformance._cli import main\nsys.exit(main(sys.argv[1:]))\n"
-# Kept here, not imported from _cli, so that nothing is imported before patching.
-_PATCHES = {
-    "gevent": "from gevent import monkey; monkey.patch_all()",
-    "eventlet": "import eventlet; eventlet.monkey_patch()",
-}
 
 
 def _reactor_named(argv: list) -> str:
@@ -32,7 +27,9 @@ def _reactor_named(argv: list) -> str:
 
 
 def _reexecute_patched(argv: list) -> None:
-    patch = _PATCHES.get(_reactor_named(argv))
+    from fakecql._monkey import PATCHES  # this process only re-executes: what it imports does not matter
+
+    patch = PATCHES.get(_reactor_named(argv))
     if patch is None or os.environ.get(_MARK):
         return
     os.environ[_MARK] = "1"

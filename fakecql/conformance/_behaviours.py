@@ -136,6 +136,13 @@ class Run:
                f"expected the {len(text)}-byte QUERY intact; got {len(query_text(incoming))} characters")
         return incoming
 
+    def answer_and_check(self, incoming: Any, request: Request, seed: int, size: int, what: str) -> None:
+        """Answer `incoming` (the peer's side of `request`) with `size` seeded
+        bytes in one frame, and check the driver delivered them intact."""
+        payload = payload_bytes(seed, size)
+        self._peer().send(self._peer().rows_frame(incoming.stream, payload))
+        self.check_payload(request, payload, what)
+
     def check_payload(self, request: Request, payload: bytes, what: str) -> None:
         response = request.wait(self.deadline, what, self.connection)
         got = rows_payload(response, what)
@@ -297,14 +304,10 @@ def tls_write_needs_read(run: Run) -> None:
     text = "w" * BLOCKING_WRITE
     blocked = run.blocked_query(text)
     peer.request_key_update()
-    payload = payload_bytes(41, 3000)
-    peer.send(peer.rows_frame(early.stream, payload))
-    run.check_payload(first, payload, "the answer (after a KeyUpdate) read while a large write is blocked")
+    run.answer_and_check(early, first, 41, 3000, "the answer (after a KeyUpdate) read while a large write is blocked")
     expect(not connection.is_defunct, f"expected the connection to survive the KeyUpdate; {describe(connection)}")
     big = run.read_intact(text)
-    payload = payload_bytes(42, 2000)
-    peer.send(peer.rows_frame(big.stream, payload))
-    run.check_payload(blocked, payload, "the answer to the large QUERY")
+    run.answer_and_check(big, blocked, 42, 2000, "the answer to the large QUERY")
 
 
 # -- 5-6. errors during the start-up ------------------------------------------------------------
@@ -415,9 +418,7 @@ def blocked_write_resumes(run: Run) -> None:
     big = run.blocked_query(text)
     expect(not connection.is_defunct, f"expected a blocked write to leave the connection healthy; {describe(connection)}")
     incoming = run.read_intact(text)
-    payload = payload_bytes(81, 1000)
-    peer.send(peer.rows_frame(incoming.stream, payload))
-    run.check_payload(big, payload, "the answer to the QUERY whose write was blocked")
+    run.answer_and_check(incoming, big, 81, 1000, "the answer to the QUERY whose write was blocked")
 
 
 @_behaviour("plain", "tls")
@@ -432,9 +433,7 @@ def partial_sends(run: Run) -> None:
     got = query_text(incoming)
     expect(got == text, f"expected the 256 KiB QUERY intact; got {len(got)} characters"
            + ("" if len(got) != len(text) else ", different ones"))
-    payload = payload_bytes(91, 500)
-    peer.send(peer.rows_frame(incoming.stream, payload))
-    run.check_payload(request, payload, "the answer to the 256 KiB QUERY")
+    run.answer_and_check(incoming, request, 91, 500, "the answer to the 256 KiB QUERY")
 
 
 # -- 10-12. frames in pieces -------------------------------------------------------------------

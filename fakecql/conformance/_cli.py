@@ -17,16 +17,13 @@ import sys
 import time
 from typing import List, Optional, TextIO
 
+from .._monkey import PATCHES as MONKEY_PATCHES
+from .._monkey import monkey_patch
 from ..reactors import REACTORS, load_reactor
 from . import DEFAULT_TIMEOUT, run_behaviour, select_behaviours
 
 __all__ = ["main", "MONKEY_PATCHES"]
 
-# What each monkey-patching reactor needs done before anything else is imported.
-MONKEY_PATCHES = {
-    "gevent": "from gevent import monkey; monkey.patch_all()",
-    "eventlet": "import eventlet; eventlet.monkey_patch()",
-}
 
 
 def _is_patched(reactor: str) -> bool:
@@ -85,7 +82,7 @@ def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout) -> int:
         return 0
     if args.reactor in MONKEY_PATCHES and not _is_patched(args.reactor):
         # Run through `python -m` this cannot happen (__main__.py patches first).
-        exec(MONKEY_PATCHES[args.reactor], {})
+        monkey_patch(args.reactor)
     try:
         connection_class = load_reactor(args.reactor)
     except ImportError as exc:

@@ -21,19 +21,14 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import trustme
 
+from ..reactors import uses_pyopenssl
 from ..tls import TLSConfig, client_context
 from ._harness import ConformanceFailure, Deadline
 
-__all__ = ["Credentials", "Request", "open_connection", "describe", "needs_pyopenssl", "rows_payload"]
+__all__ = ["Credentials", "Request", "open_connection", "describe", "rows_payload"]
 
 # Reactor modules whose TLS is pyOpenSSL's: they take an OpenSSL.SSL.Context.
-PYOPENSSL_REACTOR_MODULES = ("cassandra.io.eventletreactor", "cassandra.io.twistedreactor")
 MAX_CONNECT_TIMEOUT = 5.0
-
-
-def needs_pyopenssl(connection_class: type) -> bool:
-    """Whether `connection_class` does its TLS with pyOpenSSL (or derives from one that does)."""
-    return any(getattr(klass, "__module__", "") in PYOPENSSL_REACTOR_MODULES for klass in connection_class.__mro__)
 
 
 class Credentials:
@@ -59,7 +54,7 @@ class Credentials:
     def client_context_for(self, connection_class: type) -> Any:
         """What `connection_class` takes as ssl_context: the chain is verified
         against the CA; host names are not checked (the suite is about bytes)."""
-        if needs_pyopenssl(connection_class):
+        if uses_pyopenssl(connection_class):
             return self._pyopenssl_context()
         return client_context(self.ca, check_hostname=False)
 

@@ -33,7 +33,7 @@ import threading
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-__all__ = ["UnreadExceptions", "node_saw", "tracebacks_in"]
+__all__ = ["UnreadExceptions", "describe", "node_saw", "tracebacks_in"]
 
 _TRACEBACK = re.compile(r"^Traceback \(most recent call last\):$")
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Warning|Interrupt|Failure)\w*|[A-Za-z_][\w.]*Error)(: .*)?$")
@@ -257,11 +257,11 @@ class UnreadExceptions:
 
         for future, exc in list(self._futures.items()):
             if future not in self._read:
-                add(_describe(exc), "a concurrent future nobody read")
+                add(describe(exc), "a concurrent future nobody read")
         with self._lock:
             found, texts = list(self._found), list(self._texts)
         for where, exc in found:
-            add(_describe(exc), where)
+            add(describe(exc), where)
         for where, text in texts:
             add(text, where)
         if self._tee is not None:
@@ -270,7 +270,8 @@ class UnreadExceptions:
         return lines
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """"Type: message" on one line (the type alone when there is no message)."""
     text = str(exc).strip().replace("\n", " ")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

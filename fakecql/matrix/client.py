@@ -15,7 +15,6 @@
 # raised, with the whole chain of causes the driver wrapped.
 from __future__ import annotations
 
-import inspect
 import os
 import ssl
 import time
@@ -24,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from ..reactors import uses_pyopenssl
+from .causes import describe
 from .scenarios import CONNECT_TIMEOUT, ClientSpec, Scenario
 
-__all__ = ["ClientResult", "CertFiles", "run_client", "error_chain", "uses_pyopenssl"]
+__all__ = ["ClientResult", "CertFiles", "run_client", "error_chain"]
 
 QUERY = "SELECT release_version FROM system.local"
 KEY_PASSWORD = "cassandra"  # the encrypted client key's password, as upstream's
@@ -74,17 +75,6 @@ class ClientResult:
         return dict(self.__dict__)
 
 
-def uses_pyopenssl(connection_class: type) -> bool:
-    """Whether the reactor does TLS with pyOpenSSL (its ssl_context must be an
-    OpenSSL.SSL.Context): eventlet's and twisted's, in cassandra-driver."""
-    module = inspect.getmodule(connection_class)
-    try:
-        source = inspect.getsource(module) if module is not None else ""
-    except (OSError, TypeError):
-        return False
-    return "from OpenSSL import SSL" in source or "OpenSSL import SSL" in source
-
-
 def error_chain(exc: BaseException) -> List[BaseException]:
     """The exception, what NoHostAvailable wraps per host, and their causes and contexts."""
     seen: List[BaseException] = []
@@ -100,11 +90,6 @@ def error_chain(exc: BaseException) -> List[BaseException]:
             todo.extend(errors.values())
         todo.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
     return seen
-
-
-def describe(exc: BaseException) -> str:
-    text = str(exc).strip().replace("\n", " ")
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _is_certificate_error(exc: BaseException) -> bool:

@@ -38,14 +38,13 @@ def emit(event: str, **data: object) -> None:
 
 
 def monkey_patch(reactor: str) -> None:
-    if reactor == "gevent":
-        from gevent import monkey
-
-        monkey.patch_all()
-    elif reactor == "eventlet":
-        import eventlet
-
-        eventlet.monkey_patch()
+    """fakecql/_monkey.py's patch, executed from its file: importing it would
+    import the fakecql package, and socket and ssl with it, before patching."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_monkey.py")
+    namespace: dict = {}
+    with open(path) as source:
+        exec(compile(source.read(), path, "exec"), namespace)
+    namespace["monkey_patch"](reactor)
 
 
 def run_cell(job: dict, connection_class: type) -> None:

@@ -6,24 +6,8 @@ import inspect
 import ssl
 import sys
 from pathlib import Path
-from typing import List
 
-
-def error_chain(exc: BaseException) -> List[BaseException]:
-    """The exception, what NoHostAvailable wraps, and their causes and contexts."""
-    seen: List[BaseException] = []
-    todo = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        todo.extend([current.__cause__, current.__context__])  # type: ignore[list-item]
-        errors = getattr(current, "errors", None)
-        if isinstance(errors, dict):
-            todo.extend(e for e in errors.values() if isinstance(e, BaseException))
-        todo.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
-    return seen
+from fakecql.matrix.client import error_chain  # the matrix reads the drivers' errors the same way
 
 
 def is_certificate_error(exc: BaseException) -> bool:
