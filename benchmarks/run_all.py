@@ -16,7 +16,9 @@ from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import connection_setup, fixture_cost, load, memory, node_capacity, reactor_throughput  # noqa: E402
+from benchmarks import (  # noqa: E402
+    bystander, connection_setup, fixture_cost, load, long_run_memory, memory, node_capacity, reactor_throughput,
+)
 from benchmarks._common import machine, table  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,6 +74,17 @@ def main() -> None:
     reports.append(str(load_report["report"]))
     for what, figure in load_report["summary"].items():  # type: ignore[union-attr]
         summary.append({"benchmark": what, "figure": figure, "target": ""})
+
+    attacks = bystander.collect(max_frame_body=(1 if quick else 16) * 2**20, max_query_bytes=(64 if quick else 1024) * 2**10)
+    reports.append("# Bystander latency under attack\n\n" + str(attacks["report"]))
+    summary.append({"benchmark": "attacks (largest requests, LZ4 bombs, pathological texts) during which a bystander "
+                                 "query's worst latency stayed under 100 ms", "figure": str(attacks["met"]),
+                    "target": "all"})
+
+    long_run = long_run_memory.collect(requests=20_000 if quick else 2_000_000, out=sys.stderr)
+    reports.append("# Long-run memory\n\n" + str(long_run["report"]))
+    summary.append({"benchmark": str(long_run["headline"]), "figure": str(long_run["figure"]),
+                    "target": str(long_run["target"])})
 
     results = "\n\n".join(reports) + "\n"
     with open(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "w") as handle:

@@ -11,6 +11,7 @@
 __version__ = "0.1.0"
 
 from .activity import (
+    ActivityCounters,
     ActivityLog,
     ConnectionClosed,
     ConnectionOpened,
@@ -36,6 +37,7 @@ from .faults import (
     StallHandshake,
     StopReading,
 )
+from .limits import Limits
 from .node import Node, NodeIdentity, PasswordAuth, Priming
 from .protocol.errors import ErrorCode, FakeCQLError
 from .schema import Schema
@@ -45,6 +47,7 @@ from .tls import ClientAuth, TLSConfig, client_context, write_client_files
 __all__ = [
     "__version__",
     "CQLServer",
+    "Limits",
     "UnexpectedActivityError",
     "TLSConfig",
     "ClientAuth",
@@ -67,6 +70,7 @@ __all__ = [
     "DribbleOutput",
     "CloseConnection",
     "ActivityLog",
+    "ActivityCounters",
     "ConnectionOpened",
     "ConnectionClosed",
     "HandshakeCompleted",

@@ -1,17 +1,36 @@
 # The activity log: what a node saw, for tests to assert on.
 #
 # Strategy: entries are small frozen records appended by the server's loop
-# thread and read by the test's thread; one lock and one condition guard the
-# list, so wait_for() can block the test (bounded) until an entry shows up.
-# Incidents are the entries a test did not ask for (a malformed frame, an
-# unexpected query, an exception inside the server): the fixture fails the
-# test at teardown if any is left that the test did not take.
+# thread (and its worker threads) and read by the test's thread; one lock
+# and one condition guard the log. The log is a ring: a deque of the most
+# recent entries, bounded by their count and by the characters of query
+# text they hold (FrameReceived.query, UnexpectedRequest.query); the oldest
+# go first. Incidents (the entries a test did not ask for: a malformed
+# frame, an unexpected query, an exception inside the server) are also kept
+# in a list of their own until the test takes them, so eviction from the
+# ring never loses one; that list has a bound too, and the incidents it
+# drops are counted and reported, never silently lost. Counters (connections,
+# requests by opcode, incidents by kind, what was dropped) are totals that
+# survive eviction.
+#
+# Rules: add() and count_request() are on the node's hot path: O(1), no scan
+# of the entries. Nothing the test supplies (a wait_for predicate, a
+# subscriber) runs under the lock. A subscriber that raises becomes a
+# ServerException incident (the exception is never swallowed) and add()
+# carries on; an exception raised while that incident is being delivered is
+# logged but not delivered again, so a broken subscriber cannot recurse.
+# Every wait is bounded.
 from __future__ import annotations
 
 import threading
 import time
+import traceback
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple, Type, TypeVar
+from types import MappingProxyType
+from typing import Callable, Deque, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
+
+from .limits import MiB, Limits
 
 __all__ = [
     "Entry",
@@ -28,6 +47,7 @@ __all__ = [
     "UnexpectedRequest",
     "ServerException",
     "FaultApplied",
+    "ActivityCounters",
     "ActivityLog",
 ]
 
@@ -130,67 +150,280 @@ class ServerException(Incident):
 
 E = TypeVar("E", bound=Entry)
 
+Subscriber = Callable[[Entry], None]
 
-class ActivityLog:
-    """Thread-safe, append-only record of a node's activity."""
 
-    def __init__(self) -> None:
-        self._entries: List[Entry] = []
-        self._taken = 0  # incidents before this index were taken by the test
-        self._condition = threading.Condition()
+_TEXT_HOLDERS = (FrameReceived, UnexpectedRequest)  # the entries whose `query` the text bound counts
 
-    def add(self, entry: Entry) -> None:
-        with self._condition:
-            self._entries.append(entry)
-            self._condition.notify_all()
+
+def _text_size(entry: Entry) -> int:
+    """Characters of query text `entry` holds (what the text bound counts)."""
+    if isinstance(entry, _TEXT_HOLDERS):
+        return len(entry.query) if entry.query else 0
+    return 0
+
+
+def _bound(name: str, value: Optional[int]) -> Optional[int]:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(f"ActivityLog {name} must be a positive integer or None (unbounded), got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ActivityCounters:
+    """Totals since the log was made (or cleared): eviction does not change them."""
+
+    entries: int = 0  # entries ever added
+    connections: int = 0  # ConnectionOpened entries
+    requests: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # count_request, by opcode
+    incidents: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # by type name
+    entries_dropped: int = 0  # evicted from the ring, oldest first
+    text_bytes_dropped: int = 0  # query text those held (characters: len of the str)
+    incidents_dropped: int = 0  # dropped from the incident list before the test took them
 
     @property
-    def entries(self) -> List[Entry]:
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    @property
+    def total_incidents(self) -> int:
+        return sum(self.incidents.values())
+
+
+class ActivityLog:
+    """Thread-safe record of a node's recent activity, with counters of all of it.
+
+    Keeps the newest `max_entries` entries holding at most `max_text_bytes`
+    characters of query text (the newest entry is always kept, even if its
+    text alone is longer), and up to `max_incidents` incidents the test has
+    not taken, within a text budget of `max_text_bytes` of their own. `None`
+    lifts a bound; `ActivityLog.unbounded()` keeps everything.
+    """
+
+    DEFAULT_MAX_INCIDENTS = 10_000
+
+    def __init__(
+        self,
+        max_entries: Optional[int] = 100_000,
+        max_text_bytes: Optional[int] = 64 * MiB,
+        *,
+        max_incidents: Optional[int] = DEFAULT_MAX_INCIDENTS,
+    ) -> None:
+        self.max_entries = _bound("max_entries", max_entries)
+        self.max_text_bytes = _bound("max_text_bytes", max_text_bytes)
+        self.max_incidents = _bound("max_incidents", max_incidents)
+        self._lock = threading.Lock()  # the hot paths take it directly (a Condition's `with` is Python code)
+        self._condition = threading.Condition(self._lock)
+        self._subscribers: Tuple[Subscriber, ...] = ()  # replaced, never mutated: add() reads it unlocked
+        self._delivering_report = threading.local()  # set while a subscriber's failure is being delivered
+        self._reset()
+
+    def _reset(self) -> None:
+        self._ring: Deque[Entry] = deque(maxlen=self.max_entries)
+        self._text = 0  # query text the ring holds
+        self._untaken: Deque[Incident] = deque()  # incidents the test has not taken
+        self._untaken_text = 0
+        self._untaken_dropped = 0  # incidents dropped from _untaken since the test last took them
+        self._waiters: List[List[Entry]] = []  # one buffer per wait_for in progress
+        self._added = 0
+        self._connections = 0
+        self._requests: Dict[str, int] = {}
+        self._incident_kinds: Dict[str, int] = {}
+        self._dropped = 0
+        self._text_dropped = 0
+        self._incidents_dropped = 0
+
+    @classmethod
+    def unbounded(cls) -> "ActivityLog":
+        """A log that keeps every entry and every incident (for tests that need everything)."""
+        return cls(max_entries=None, max_text_bytes=None, max_incidents=None)
+
+    @classmethod
+    def from_limits(cls, limits: Limits) -> "ActivityLog":
+        """A log bounded by `limits.log_entries` and `limits.log_text_bytes`."""
+        return cls(max_entries=limits.log_entries, max_text_bytes=limits.log_text_bytes)
+
+    # -- the node's side (hot path) ---------------------------------------------------------
+    def add(self, entry: Entry) -> None:
+        self._append(entry)
+        if self._subscribers:
+            self._deliver(entry)
+
+    def _append(self, entry: Entry) -> None:
+        size = len(entry.query or "") if isinstance(entry, _TEXT_HOLDERS) else 0
+        with self._lock:
+            self._added += 1
+            ring = self._ring
+            if len(ring) == ring.maxlen:  # full: append() drops the oldest, count it
+                oldest = ring[0]
+                dropped = len(oldest.query or "") if isinstance(oldest, _TEXT_HOLDERS) else 0
+                self._text -= dropped
+                self._dropped += 1
+                self._text_dropped += dropped
+            ring.append(entry)
+            self._text += size
+            if self.max_text_bytes is not None and self._text > self.max_text_bytes:
+                self._evict_text()
+            if isinstance(entry, Incident):
+                self._add_incident(entry, size)
+            elif isinstance(entry, ConnectionOpened):
+                self._connections += 1
+            if self._waiters:
+                for waiter in self._waiters:
+                    waiter.append(entry)
+                self._condition.notify_all()
+
+    def count_request(self, opcode: str) -> None:
+        """Count one request by its opcode's name (QUERY, EXECUTE, ...); kept even when frames are not logged."""
+        with self._lock:
+            requests = self._requests
+            requests[opcode] = requests.get(opcode, 0) + 1
+
+    def _evict_text(self) -> None:
+        ring, max_text = self._ring, self.max_text_bytes
+        while len(ring) > 1 and max_text is not None and self._text > max_text:
+            size = _text_size(ring.popleft())
+            self._text -= size
+            self._dropped += 1
+            self._text_dropped += size
+
+    def _add_incident(self, incident: Incident, size: int) -> None:
+        kind = type(incident).__name__
+        self._incident_kinds[kind] = self._incident_kinds.get(kind, 0) + 1
+        untaken, max_count, max_text = self._untaken, self.max_incidents, self.max_text_bytes
+        untaken.append(incident)
+        self._untaken_text += size
+        while len(untaken) > 1 and ((max_count is not None and len(untaken) > max_count)
+                                    or (max_text is not None and self._untaken_text > max_text)):
+            self._untaken_text -= _text_size(untaken.popleft())
+            self._untaken_dropped += 1
+            self._incidents_dropped += 1
+
+    # -- subscribers ------------------------------------------------------------------------
+    def subscribe(self, callback: Subscriber) -> None:
+        """Call `callback(entry)` for every entry added from now on, in the thread that adds it.
+
+        An exception it raises is logged as a ServerException incident (so a
+        test fails at teardown) and does not stop the others or the node."""
         with self._condition:
-            return list(self._entries)
+            self._subscribers = self._subscribers + (callback,)
+
+    def unsubscribe(self, callback: Subscriber) -> None:
+        """Stop calling `callback`; ValueError if it was not subscribed."""
+        with self._condition:
+            subscribers = list(self._subscribers)
+            try:
+                subscribers.remove(callback)
+            except ValueError:
+                raise ValueError(f"{callback!r} is not subscribed to this activity log") from None
+            self._subscribers = tuple(subscribers)
+
+    def _deliver(self, entry: Entry) -> None:
+        reports: List[ServerException] = []
+        for callback in self._subscribers:
+            try:
+                callback(entry)
+            except Exception as exc:
+                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+                reports.append(ServerException(
+                    entry.connection, exception=exc,
+                    description=f"activity subscriber {callback!r} raised on {type(entry).__name__}:\n{text}",
+                ))
+        for report in reports:  # after every subscriber had the entry
+            if getattr(self._delivering_report, "active", False):
+                self._append(report)  # a failure while delivering a failure: logged, not delivered
+                continue
+            self._delivering_report.active = True
+            try:
+                self.add(report)
+            finally:
+                self._delivering_report.active = False
+
+    # -- what tests read --------------------------------------------------------------------
+    @property
+    def entries(self) -> List[Entry]:
+        """The entries the log still holds, oldest first."""
+        with self._condition:
+            return list(self._ring)
 
     def of_type(self, kind: Type[E]) -> List[E]:
-        with self._condition:
-            return [e for e in self._entries if isinstance(e, kind)]
+        return [e for e in self.entries if isinstance(e, kind)]
 
     def queries(self) -> List[str]:
-        """The text of every QUERY, EXECUTE and BATCH statement received, in order."""
+        """The text of every QUERY, EXECUTE and BATCH statement the log holds, in order."""
         return [e.query for e in self.of_type(FrameReceived) if e.query is not None]
 
     def handshakes(self) -> List[HandshakeCompleted]:
         return self.of_type(HandshakeCompleted)
 
     def incidents(self) -> List[Incident]:
-        """Incidents not yet taken by the test."""
+        """Incidents not yet taken by the test (evicted from `entries` or not)."""
         with self._condition:
-            return [e for e in self._entries[self._taken :] if isinstance(e, Incident)]
+            return list(self._untaken)
+
+    @property
+    def incidents_dropped(self) -> int:
+        """Incidents dropped (over `max_incidents`) since the test last took them: 0 unless a flood."""
+        with self._condition:
+            return self._untaken_dropped
 
     def take_incidents(self) -> List[Incident]:
-        """Return the incidents so far and mark them handled (the test asserts on them)."""
+        """Return the incidents so far and mark them handled (the test asserts on them).
+
+        Also acknowledges the incidents dropped meanwhile (`incidents_dropped`
+        before the call; counters() keeps the total)."""
         with self._condition:
-            found = [e for e in self._entries[self._taken :] if isinstance(e, Incident)]
-            self._taken = len(self._entries)
+            found = list(self._untaken)
+            self._untaken.clear()
+            self._untaken_text = 0
+            self._untaken_dropped = 0
             return found
 
-    def wait_for(self, predicate: Callable[[Entry], bool], *, timeout: float = 5.0) -> Entry:
-        """Block until an entry matching `predicate` is logged; TimeoutError after `timeout` s."""
-        deadline = time.monotonic() + timeout
-        seen = 0
+    def counters(self) -> ActivityCounters:
         with self._condition:
+            return ActivityCounters(
+                entries=self._added,
+                connections=self._connections,
+                requests=MappingProxyType(dict(self._requests)),
+                incidents=MappingProxyType(dict(self._incident_kinds)),
+                entries_dropped=self._dropped,
+                text_bytes_dropped=self._text_dropped,
+                incidents_dropped=self._incidents_dropped,
+            )
+
+    def wait_for(self, predicate: Callable[[Entry], bool], *, timeout: float = 5.0) -> Entry:
+        """The first entry, held or added before `timeout` s, matching `predicate`; else TimeoutError.
+
+        Sees every entry added while it waits, even one evicted before it
+        looked. `predicate` runs in the calling thread, outside the lock."""
+        deadline = time.monotonic() + timeout
+        arrived: List[Entry] = []
+        with self._condition:
+            batch = list(self._ring)
+            self._waiters.append(arrived)
+        try:
             while True:
-                for entry in self._entries[seen:]:
+                for entry in batch:
                     if predicate(entry):
                         return entry
-                seen = len(self._entries)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"no matching activity within {timeout} s; the log holds "
-                        f"{len(self._entries)} entries, the last: {self._entries[-5:]!r}"
-                    )
-                self._condition.wait(left)
+                with self._condition:
+                    while not arrived:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise TimeoutError(
+                                f"no matching activity within {timeout} s; the log holds {len(self._ring)} "
+                                f"entries ({self._dropped} dropped), the last: {list(self._ring)[-5:]!r}"
+                            )
+                        self._condition.wait(left)
+                    batch = arrived[:]
+                    arrived.clear()
+        finally:
+            with self._condition:
+                self._waiters = [w for w in self._waiters if w is not arrived]
 
     def clear(self) -> None:
+        """Forget every entry, incident and counter (subscribers stay)."""
         with self._condition:
-            self._entries.clear()
-            self._taken = 0
+            waiters = self._waiters
+            self._reset()
+            self._waiters = waiters

@@ -6,31 +6,41 @@
 # line naming the problem and status 2 (after argparse's usage for flags).
 # `serve` prints one line "listening on HOST:PORT (tls|plain)" once its
 # socket accepts connections, then how to connect with cqlsh and with the
-# Python driver, and serves until SIGINT or SIGTERM.
+# Python driver, and serves until SIGINT or SIGTERM; then a summary of what
+# it served (from the activity log's counters, which eviction does not
+# change) and "stopped". Each incident goes to stderr as one line when it
+# happens (a subscriber of the activity log), with -v the traceback of a
+# server exception too.
 #
 # Rules: the snippets printed are commands that work as printed (paths and
 # credentials shell-quoted, a wildcard address replaced by loopback); the
 # certificates of a TLS node are written to --certs-dir, or to a temporary
-# directory removed when the node stops.
+# directory removed when the node stops. Sizes are bytes, or a number with
+# Cassandra's binary units (KiB, MiB, GiB); a decimal unit (MB) is refused
+# rather than guessed.
 from __future__ import annotations
 
 import argparse
 import errno
 import ipaddress
 import os
+import re
 import shlex
 import shutil
 import signal
 import sys
 import tempfile
 import threading
+import traceback
 from importlib import metadata
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import trustme
 
 from . import __version__
+from .activity import ActivityCounters, ActivityLog, Entry, Incident, ServerException
+from .limits import Limits
 from .matrix.command import MatrixUsageError
 from .matrix.command import add_parser as add_matrix_parser
 from .matrix.command import run as run_matrix
@@ -39,7 +49,7 @@ from .reactors import REACTORS
 from .server import CQLServer
 from .tls import ClientAuth, TLSConfig, server_identities, tls_version, write_client_files
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "incident_line", "incident_printer", "summary"]
 
 
 class _UsageError(Exception):
@@ -88,12 +98,96 @@ def _tls_version(text: str) -> str:
     return text
 
 
+_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3}
+_SIZE = re.compile(r"(?P<number>[0-9]+) ?(?P<unit>[A-Za-z]*)")
+UNBOUNDED = "unbounded"
+
+
+def _size(text: str, *, or_unbounded: bool = False) -> int:
+    """Bytes: an integer, or one with a binary unit (16MiB, 512KiB, 1GiB); at least 1."""
+    allowed = "expected a size in bytes such as 1048576, 512KiB, 16MiB or 1GiB"
+    if or_unbounded:
+        allowed += f", or {UNBOUNDED!r}"
+    match = _SIZE.fullmatch(text.strip())
+    unit = match["unit"].lower() if match else ""
+    if match is None or unit not in _UNITS:
+        ambiguous = unit in ("k", "kb", "m", "mb", "g", "gb")
+        raise argparse.ArgumentTypeError(f"{allowed}, got {text!r}"
+                                         + (" (decimal units are ambiguous: use KiB, MiB or GiB)" if ambiguous else ""))
+    value = int(match["number"]) * _UNITS[unit]
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte{f' or {UNBOUNDED!r}' if or_unbounded else ''}, "
+                                         f"got {text!r}")
+    return value
+
+
+def _size_or_unbounded(text: str) -> Optional[int]:
+    if text.strip().lower() == UNBOUNDED:
+        return None
+    return _size(text, or_unbounded=True)
+
+
+def _count_or_unbounded(text: str) -> Optional[int]:
+    if text.strip().lower() == UNBOUNDED:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of entries (1 or more) or {UNBOUNDED!r}, got {text!r}")
+    return value
+
+
+def _format_size(value: int) -> str:
+    for unit in ("GiB", "MiB", "KiB"):
+        if value % _UNITS[unit.lower()] == 0:
+            return f"{value // _UNITS[unit.lower()]}{unit}"
+    return str(value)
+
+
+# serve's flags that set a Limits field: (flag, field, type, help)
+_LIMIT_FLAGS = (
+    ("--max-frame-body", "max_frame_body", _size, "BYTES",
+     "longest frame body accepted (default {}; Cassandra's native_transport_max_frame_size)"),
+    ("--max-query-bytes", "max_query_text", _size, "BYTES",
+     "longest statement text, in UTF-8 bytes, the node interprets (default {}; at most --max-frame-body)"),
+    ("--prepared-cache-bytes", "prepared_cache_bytes", _size, "BYTES",
+     "prepared-statement cache size; the least recently used is evicted (default {})"),
+    ("--log-entries", "log_entries", _count_or_unbounded, "N",
+     "activity entries kept, the newest (default {}; 'unbounded' keeps all; the summary counts all)"),
+    ("--log-text-bytes", "log_text_bytes", _size_or_unbounded, "BYTES",
+     "characters of query text the activity log keeps (default {}; 'unbounded' keeps all)"),
+)
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    """The Limits the flags ask for (the defaults for those not given)."""
+    given = {name: getattr(args, name) for _, name, *_ in _LIMIT_FLAGS if hasattr(args, name)}
+
+    def shown(name: str) -> str:
+        value = given.get(name, getattr(Limits, name))
+        return _format_size(value) + ("" if name in given else " (the default)")
+
+    if given.get("max_query_text", Limits.max_query_text) > given.get("max_frame_body", Limits.max_frame_body):
+        raise _UsageError(f"--max-query-bytes {shown('max_query_text')} is above "
+                          f"--max-frame-body {shown('max_frame_body')}")
+    try:
+        return Limits(**given)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+
+
 def build_parser(prog: str = "fakecql") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="A fake CQL node with real TLS.")
     parser.add_argument("--version", action="version", version=f"fakecql {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    serve = commands.add_parser("serve", help="serve a fake node until interrupted")
+    serve = commands.add_parser(
+        "serve", help="serve a fake node until interrupted",
+        description="Serve a fake CQL node until Ctrl-C or SIGTERM, then print a summary. Each incident is "
+                    "printed to stderr as one line when it happens. BYTES is a number of bytes, or one with "
+                    "a binary unit: 512KiB, 16MiB, 1GiB.")
     serve.add_argument("--host", type=_host, default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; anything but loopback is warned about)")
     serve.add_argument("--port", type=_port, default=9042, help="port (default 9042; 0 picks a free one)")
@@ -111,6 +205,14 @@ def build_parser(prog: str = "fakecql") -> argparse.ArgumentParser:
                        help="the node certificate's key: ECDSA P-256 (default) or RSA 2048, as many clusters use")
     serve.add_argument("--no-frame-log", action="store_true",
                        help="do not keep an activity entry per frame (for long load tests)")
+    defaults = Limits()
+    for flag, name, kind, metavar, text in _LIMIT_FLAGS:
+        default = getattr(defaults, name)
+        shown = UNBOUNDED if default is None else (str(default) if name == "log_entries" else _format_size(default))
+        serve.add_argument(flag, dest=name, type=kind, metavar=metavar, default=argparse.SUPPRESS,
+                           help=text.format(shown))
+    serve.add_argument("-v", "--verbose", action="store_true",
+                       help="print the traceback of each exception inside the node, not only its line")
     serve.set_defaults(parser=serve)
     demo = commands.add_parser("demo", help="start a TLS node, connect the installed driver to it, query it")
     demo.add_argument("--reactor", choices=list(REACTORS), default=None,
@@ -177,6 +279,13 @@ def _serve(args: argparse.Namespace) -> int:
         for flag, value in (("--certs-dir", args.certs_dir), ("--tls-min", args.tls_min), ("--tls-max", args.tls_max)):
             if value is not None:
                 raise _UsageError(f"{flag} needs --tls or --mtls")
+    if args.certs_dir is not None:
+        parent = args.certs_dir.resolve().parent
+        if not parent.is_dir():
+            state = "is not a folder" if parent.exists() else "does not exist"
+            raise _UsageError(f"--certs-dir {args.certs_dir}: {parent} {state} "
+                              "(serve creates the folder DIR, not its parents)")
+    limits = _limits(args)
     tls_min, tls_max = args.tls_min or "1.2", args.tls_max or "1.3"
     if tls_version(tls_min) > tls_version(tls_max):
         raise _UsageError(f"--tls-min {tls_min} is above --tls-max {tls_max}")
@@ -212,22 +321,29 @@ def _serve(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise OSError(exc.errno, f"--certs-dir {certs_dir}: cannot write the certificates there: "
                                          f"{_os_error_text(exc)}") from None
+        activity = ActivityLog(max_entries=limits.log_entries, max_text_bytes=limits.log_text_bytes)
         server = CQLServer(tls=tls, host=args.host, port=args.port, protocol_versions=args.protocol_versions,
-                           auth=args.auth, record_frames=not args.no_frame_log)
+                           auth=args.auth, record_frames=not args.no_frame_log, limits=limits, activity=activity)
         if stop.is_set():
             return 0
+        printer = incident_printer(verbose=args.verbose)
+        activity.subscribe(printer)
         try:
-            server.start()
-        except OSError as exc:  # asyncio's text repeats the address: say it once, with the system's reason
-            reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
-            raise OSError(exc.errno, f"cannot listen on {_hostport(args.host, args.port)}: {reason}") from None
-        try:
-            print(f"listening on {_hostport(server.host, server.port)} ({'tls' if tls else 'plain'})", flush=True)
-            print(_snippets(server, files, args.auth), flush=True)
-            while not stop.wait(0.5):
-                pass
+            try:
+                server.start()
+            except OSError as exc:  # asyncio's text repeats the address: say it once, with the system's reason
+                reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+                raise OSError(exc.errno, f"cannot listen on {_hostport(args.host, args.port)}: {reason}") from None
+            try:
+                print(f"listening on {_hostport(server.host, server.port)} ({'tls' if tls else 'plain'})", flush=True)
+                print(_snippets(server, files, args.auth), flush=True)
+                while not stop.wait(0.5):
+                    pass
+            finally:
+                server.stop()
         finally:
-            server.stop()
+            activity.unsubscribe(printer)
+        print(summary(activity.counters()), flush=True)
         print("stopped", flush=True)
         return 0
     finally:
@@ -235,6 +351,64 @@ def _serve(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _one_line(text: str, limit: int) -> str:
+    """`text` on one line: whitespace runs as one space, other control characters escaped, cut at `limit`."""
+    head = " ".join(text[: limit * 2].split())  # enough to fill `limit` after collapsing
+    head = "".join(c if c.isprintable() else repr(c)[1:-1] for c in head)
+    if len(head) > limit:
+        return f"{head[:limit]}... ({len(text)} chars)"
+    return head if len(text) <= limit * 2 else f"{head}... ({len(text)} chars)"
+
+
+def incident_line(incident: Incident) -> str:
+    """One line for `incident`: where, what kind, the description's first line (a server
+    exception's own line instead of "Traceback ..."), the query shortened."""
+    where = f"connection {incident.connection}" if incident.connection else "node"
+    exc = incident.exception if isinstance(incident, ServerException) else None
+    lines = [line for line in incident.description.splitlines() if line.strip()] or [""]
+    if exc is not None:
+        what = traceback.format_exception_only(type(exc), exc)[-1]
+    else:  # a traceback's own line is its last
+        what = lines[-1] if isinstance(incident, ServerException) else lines[0]
+    line = f"incident [{where}] {type(incident).__name__}: {_one_line(what, 200)}"
+    query = getattr(incident, "query", None)
+    if query:
+        line += f"; query: {_one_line(query, 100)}"
+    return line
+
+
+def incident_printer(verbose: bool = False) -> Callable[[Entry], None]:
+    """An activity subscriber printing each incident to stderr as it happens (see incident_line)."""
+    lock = threading.Lock()  # the node's loop thread and its worker threads may both report
+
+    def print_incident(entry: Entry) -> None:
+        if not isinstance(entry, Incident):
+            return
+        text = incident_line(entry)
+        if verbose and isinstance(entry, ServerException):
+            text += "\n" + "\n".join("    " + line for line in entry.description.splitlines())
+        with lock:
+            print(text, file=sys.stderr, flush=True)
+
+    return print_incident
+
+
+def summary(counters: ActivityCounters) -> str:
+    """What a node served, printed when `serve` stops."""
+    def by_kind(counts: Dict[str, int]) -> str:
+        total = sum(counts.values())
+        return f"{total} ({', '.join(f'{k} {n}' for k, n in sorted(counts.items()))})" if total else "0"
+
+    return "\n".join([
+        "summary:",
+        f"  connections: {counters.connections}",
+        f"  requests: {by_kind(dict(counters.requests))}",
+        f"  incidents: {by_kind(dict(counters.incidents))}",
+        f"  dropped from the activity log: {counters.entries_dropped} entries "
+        f"({counters.text_bytes_dropped} chars of query text), {counters.incidents_dropped} incidents",
+    ])
 
 
 def _write_cqlshrc(directory: Path, files: Dict[str, Path]) -> Path:

@@ -2,18 +2,31 @@
 # SELECTs over the node's in-memory tables, USE, and INSERTs, and to count
 # bind markers for PREPARE. It is not a CQL parser and does not try to be.
 #
-# Strategy: tokenize, strip the suffixes a real node accepts but that change
-# nothing here (`USING TIMEOUT <n>ms`, `BYPASS CACHE`, `ALLOW FILTERING`, a
-# trailing `;`), then recognise a few statement shapes. Anything else comes
-# back as Unrecognized, which the node answers from priming or records as
+# Strategy: collapse whitespace outside string constants and quoted names,
+# strip the suffixes a real node accepts but that change nothing here
+# (`USING TIMEOUT <n>ms`, `BYPASS CACHE`, `ALLOW FILTERING`, a trailing `;`),
+# tokenize, then recognise a few statement shapes. Anything else comes back
+# as Unrecognized, which the node answers from priming or records as
 # unexpected. Unquoted identifiers are lowercased, quoted ones kept, as CQL
 # does.
+#
+# Rules: the text comes from clients, so every step is linear in it and runs
+# mostly in C (tests/unit/test_linear_parsers.py holds it to that). No regex
+# here may backtrack more than a bounded distance: quoted strings are
+# unrolled ('[^']*(?:''[^']*)*'), an unterminated quote runs to the end of
+# the text instead of being retried at every position, and the suffixes
+# are peeled from the end of the reversed text, one anchored match at a
+# time. Tokens are the raw strings of one re.split; their kind is read from
+# their text when the parser needs it. Parsed queries are cached in a
+# SizedCache bounded by bytes (set_parse_cache_bytes).
 from __future__ import annotations
 
-import functools
 import re
+import sys
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NoReturn, Optional, Tuple, Union, cast
+
+from .caches import SizedCache, text_bytes
 
 __all__ = [
     "Literal",
@@ -29,6 +42,8 @@ __all__ = [
     "normalize_query",
     "parse_query",
     "count_markers",
+    "parse_cache",
+    "set_parse_cache_bytes",
 ]
 
 
@@ -103,30 +118,39 @@ class Unrecognized:
 
 Statement = Union[Select, Insert, Use, Unrecognized]
 
-_TOKEN = re.compile(
-    r"""
-    \s*(?:
-      (?P<string>'(?:[^']|'')*')
-    | (?P<quoted>"(?:[^"]|"")*")
-    | (?P<uuid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})
-    | (?P<blob>0[xX][0-9a-fA-F]*)
-    | (?P<number>-?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|(?i:-?NaN|-?Infinity)(?![A-Za-z0-9_]))
-    | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-    | (?P<marker>\?|:[A-Za-z_][A-Za-z0-9_]*)
-    | (?P<punct><=|>=|!=|[(),.;*=<>\[\]{}+\-:])
-    )
-    """,
-    re.VERBOSE,
-)
+# ---- normalizing: whitespace and suffixes ------------------------------------
 
-# A duration as USING TIMEOUT takes it: "2000ms", "5s", "1h30m" (CQL's units).
-_DURATION = r"\d+\s*(?:{unit})?(?:\d+(?:{unit}))*".format(unit="mo|ms|us|\u00b5s|ns|y|w|d|h|m|s")
-_SUFFIXES = re.compile(
-    rf"(?:\s+USING\s+TIMEOUT\s+{_DURATION}|\s+BYPASS\s+CACHE|\s+ALLOW\s+FILTERING|\s*;)+\s*$",
+# Loops that must not give back what they matched: possessive where the re
+# module has them (3.11+), so that a long run of '' escapes keeps no
+# backtracking state; plain before, linear in time all the same.
+_STAR = "*+" if sys.version_info >= (3, 11) else "*"
+_PLUS = "++" if sys.version_info >= (3, 11) else "+"
+
+# A string constant, a quoted name and a $$ constant, '' and "" doubled
+# inside the first two; unrolled so that a scan never backtracks, and
+# closed by an optional quote so that an unterminated one runs to the end
+# of the text (the match never fails, so it is never retried further on).
+_STRING_OPEN = rf"'[^']*(?:''[^']*){_STAR}'?"
+_QUOTED_OPEN = rf'"[^"]*(?:""[^"]*){_STAR}"?'
+_DOLLARS_OPEN = rf"\$\$[^$]*(?:\$(?!\$)[^$]*){_STAR}(?:\$\$)?"
+_QUOTED_TO_END = re.compile(f"({_STRING_OPEN}|{_QUOTED_OPEN})")
+_SPACES = re.compile(r"[^\S ]\s*|\s{2,}")  # whitespace runs but a lone space
+
+# The suffixes, reversed, each with the whitespace before it: peeled one at
+# a time from the start of the reversed text (see _strip_suffixes). A
+# duration as USING TIMEOUT takes it is `\d+\s*U?(\d+U)*` ("2000ms", "5 s",
+# "1h30m", "5 1h30m"; U one of CQL's units); its reversed forms are spelled
+# out below so that digits and units can be split in one way only.
+_UNIT_REVERSED = "om|sm|su|s\u00b5|sn|y|w|d|h|m|s"
+_DURATION_REVERSED = (
+    r"(?:(?:{u})\d+){plus}(?:\s+\d+)?"  # 1h30m, 5 30m
+    r"|(?:(?:{u})\d+){star}(?:{u})\s+\d+"  # 5 ms, 5 1h30m
+    r"|\d+"  # 2000
+).format(u=_UNIT_REVERSED, plus=_PLUS, star=_STAR)
+_SUFFIX_REVERSED = re.compile(
+    rf";[\s;]*|(?:EHCAC\s+SSAPYB|GNIRETLIF\s+WOLLA|(?:{_DURATION_REVERSED})\s+TUOEMIT\s+GNISU)\s+",
     re.IGNORECASE,
 )
-# Whitespace is collapsed outside string constants and quoted names only.
-_QUOTED_OR_SPACE = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|\s+""")
 
 
 def normalize_query(text: str) -> str:
@@ -134,66 +158,172 @@ def normalize_query(text: str) -> str:
 
     Used both to parse and to match primed queries, so `... USING TIMEOUT
     2000ms` matches the query primed without it. Whitespace inside 'string
-    constants' and "quoted names" is kept as it is.
+    constants' and "quoted names" is kept as it is, and so is everything
+    after an unterminated quote (a syntax error for a real node).
     """
-    text = _QUOTED_OR_SPACE.sub(lambda m: " " if m.group().isspace() else m.group(), text).strip()
-    return _SUFFIXES.sub("", text)
+    return _strip_suffixes(_collapse_spaces(text).strip())
 
 
-@dataclass(frozen=True)
-class _Tok:
-    kind: str
-    text: str  # identifiers lowercased unless quoted
-    raw: str
+def _collapse_spaces(text: str) -> str:
+    """Whitespace runs outside quotes made one space, in a few C calls:
+    the unquoted pieces are joined with a separator, collapsed at once, and
+    split back between the quoted ones."""
+    if "'" not in text and '"' not in text:
+        return _SPACES.sub(" ", text)
+    pieces = _QUOTED_TO_END.split(text)  # unquoted, quoted, unquoted, ...
+    unquoted = pieces[0::2]
+    separator = "\0"
+    if separator in text:  # rare: fall back to one call per piece, still linear
+        pieces[0::2] = [_SPACES.sub(" ", piece) for piece in unquoted]
+    else:
+        pieces[0::2] = _SPACES.sub(" ", separator.join(unquoted)).split(separator)
+    return "".join(pieces)
 
 
-def _tokenize(text: str) -> List[_Tok]:
-    tokens = []
-    pos = 0
-    text = text.rstrip()
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if not match or match.end() == pos:
-            at = len(text) - len(text[pos:].lstrip())  # the character, not the spaces before it
-            raise _NotRecognized(f"unexpected character {text[at:at + 10]!r} at {at}")
-        kind = match.lastgroup or ""
-        raw = match.group(kind)
-        if kind == "name":
-            value = raw.lower()
-        elif kind == "quoted":
-            kind, value = "name", raw[1:-1].replace('""', '"')
-        else:
-            value = raw
-        tokens.append(_Tok(kind, value, raw))
-        pos = match.end()
-    return tokens
+def _strip_suffixes(text: str) -> str:
+    """`text` without its trailing suffixes, in any order and number. Only
+    the suffixes are read: each anchored match starts where the last ended."""
+    if not text:
+        return text
+    reversed_text = text[::-1]
+    end = 0
+    match = _SUFFIX_REVERSED.match(reversed_text)
+    while match is not None:
+        end = match.end()
+        match = _SUFFIX_REVERSED.match(reversed_text, end)
+    return text[: len(text) - end] if end else text
+
+
+# ---- tokens ------------------------------------------------------------------
+
+# One capturing group around the alternatives, so that re.split returns the
+# tokens at odd indexes and what lies between them (whitespace, or a
+# character no token starts with) at even ones. A token's kind is read from
+# its text (_name, _term_kind), so only where tokens end matters here; the
+# alternatives are ordered for speed, most common first, wherever that
+# cannot move an end: names that cannot be a uuid (g-z) before everything,
+# uuid before blob, number and names starting a-f, NaN and Infinity end
+# where the name spelled the same would.
+_TOKEN = re.compile(
+    rf"""(
+      [g-zG-Z_][A-Za-z0-9_]*
+    | [(),;*=\[\]{{}}+?]
+    | {_STRING_OPEN}
+    | {_QUOTED_OPEN}
+    | [0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}
+    | [A-Za-z_][A-Za-z0-9_]*
+    | 0[xX][0-9a-fA-F]*
+    | -?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|(?i:-?NaN|-?Infinity)(?![A-Za-z0-9_])
+    | :[A-Za-z_][A-Za-z0-9_]*
+    | <=|>=|!=|[<>.:\-]
+    )""",
+    re.VERBOSE,
+)
+_NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_NUMBER_WORDS = frozenset({"nan", "infinity"})
 
 
 class _NotRecognized(Exception):
     pass
 
 
+def _tokenize(text: str) -> List[str]:
+    """The raw tokens of `text`; _NotRecognized names the first character
+    that starts none, or the quote that opens an unterminated string or
+    name (only the last token can be one: it runs to the end)."""
+    text = text.rstrip()
+    pieces = _TOKEN.split(text)
+    between = "".join(pieces[0::2])
+    if between and not between.isspace():
+        at = 0
+        for index, piece in enumerate(pieces):  # only on the way to an error
+            if index % 2 == 0:
+                spaces = len(piece) - len(piece.lstrip())
+                if spaces < len(piece):
+                    _unexpected(text, at + spaces)  # the character, not the spaces before it
+            at += len(piece)
+    tokens = pieces[1::2]
+    if tokens and tokens[-1][0] in "'\"" and not _terminated(tokens[-1]):
+        _unexpected(text, len(text) - len(tokens[-1]))
+    return tokens
+
+
+def _unexpected(text: str, at: int) -> NoReturn:
+    raise _NotRecognized(f"unexpected character {text[at:at + 10]!r} at {at}")
+
+
+def _terminated(quoted: str) -> bool:
+    """Whether a string or name token has its closing quote: after the
+    opening one, it ends in doubled quotes (escapes) then one more."""
+    body = quoted[1:]
+    return (len(body) - len(body.rstrip(quoted[0]))) % 2 == 1
+
+
+def _name(token: str) -> Optional[str]:
+    """The name a token spells (lowercased unless quoted), or None if it is
+    no name (a keyword is a name here; the parser asks for keywords first)."""
+    first = token[0]
+    if first == '"':
+        return token[1:-1].replace('""', '"')
+    if first in _NAME_START and "-" not in token:  # a uuid has dashes
+        lowered = token.lower()
+        if lowered not in _NUMBER_WORDS:
+            return lowered
+    return None
+
+
+def _is_marker(token: str) -> bool:
+    """`?` or `:name` (a lone `:` is punctuation)."""
+    return token == "?" or (token[0] == ":" and len(token) > 1)
+
+
+def _term_kind(token: str) -> Optional[str]:
+    """The Literal kind of a constant token (string, number, uuid, blob), or
+    None for anything else (names, markers, punctuation)."""
+    first = token[0]
+    if first == "'":
+        return "string"
+    if first == '"':  # a quoted name, whatever it holds
+        return None
+    if len(token) == 36 and token.count("-") == 4:
+        return "uuid"
+    if first == "0" and token[1:2] in ("x", "X"):
+        return "blob"
+    if first.isdecimal() or (len(token) > 1 and first in "-.") or token.lower() in _NUMBER_WORDS:
+        return "number"
+    return None
+
+
+# ---- the parser ----------------------------------------------------------------
+
+
 class _Parser:
-    def __init__(self, tokens: Sequence[_Tok]) -> None:
+    """A cursor over the tokens, and what the statement has made so far:
+    equal constants and plain selectors share one object (they are frozen),
+    which keeps long lists of repeated ones cheap."""
+
+    def __init__(self, tokens: List[str]) -> None:
         self.tokens = tokens
         self.pos = 0
         self.markers = 0
+        self.literals: Dict[str, Term] = {}
+        self.selectors: Dict[str, Selector] = {}
 
-    def peek(self, offset: int = 0) -> Optional[_Tok]:
-        index = self.pos + offset
-        return self.tokens[index] if index < len(self.tokens) else None
+    def peek(self) -> Optional[str]:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
 
-    def next(self) -> _Tok:
-        tok = self.peek()
-        if tok is None:
+    def next(self) -> str:
+        pos = self.pos
+        if pos >= len(self.tokens):
             raise _NotRecognized("statement ends too early")
-        self.pos += 1
-        return tok
+        self.pos = pos + 1
+        return self.tokens[pos]
 
     def keyword(self, *words: str) -> bool:
-        tok = self.peek()
-        if tok is not None and tok.kind == "name" and tok.raw.lower() in words and not tok.raw.startswith('"'):
-            self.pos += 1
+        """Consume the next token if it is one of `words` (lowercase), unquoted."""
+        pos = self.pos
+        if pos < len(self.tokens) and self.tokens[pos].lower() in words:
+            self.pos = pos + 1
             return True
         return False
 
@@ -202,9 +332,9 @@ class _Parser:
             raise _NotRecognized(f"expected {word.upper()}")
 
     def punct(self, symbol: str) -> bool:
-        tok = self.peek()
-        if tok is not None and tok.kind == "punct" and tok.text == symbol:
-            self.pos += 1
+        pos = self.pos
+        if pos < len(self.tokens) and self.tokens[pos] == symbol:
+            self.pos = pos + 1
             return True
         return False
 
@@ -213,10 +343,11 @@ class _Parser:
             raise _NotRecognized(f"expected {symbol!r}")
 
     def name(self) -> str:
-        tok = self.next()
-        if tok.kind != "name":
-            raise _NotRecognized(f"expected a name, got {tok.raw!r}")
-        return tok.text
+        token = self.next()
+        name = _name(token)
+        if name is None:
+            raise _NotRecognized(f"expected a name, got {token!r}")
+        return name
 
     def table_name(self) -> Tuple[Optional[str], str]:
         first = self.name()
@@ -225,45 +356,129 @@ class _Parser:
         return None, first
 
     def term(self) -> Term:
-        tok = self.next()
-        if tok.kind == "marker":
-            marker = Marker(self.markers, None if tok.text == "?" else tok.text[1:].lower())
+        return self.term_of(self.next())
+
+    def term_of(self, token: str) -> Term:
+        """The constant or marker one token spells; a constant seen before
+        in the statement is the same object."""
+        literal = self.literals.get(token)
+        if literal is not None:
+            return literal
+        if _is_marker(token):
+            marker = Marker(self.markers, None if token == "?" else token[1:].lower())
             self.markers += 1
             return marker
-        if tok.kind == "string":
-            return Literal("string", tok.text[1:-1].replace("''", "'"))
-        if tok.kind in ("number", "uuid", "blob"):
-            return Literal(tok.kind, tok.text)
-        if tok.kind == "name" and tok.text in ("true", "false"):
-            return Literal("bool", tok.text)
-        if tok.kind == "name" and tok.text == "null":
-            return Literal("null", "null")
-        raise _NotRecognized(f"expected a value, got {tok.raw!r}")
+        kind = _term_kind(token)
+        if kind == "string":
+            literal = Literal("string", token[1:-1].replace("''", "'"))
+        elif kind is not None:
+            literal = Literal(kind, token)
+        else:
+            name = _name(token)
+            if name in ("true", "false"):
+                literal = Literal("bool", name)
+            elif name == "null":
+                literal = Literal("null", "null")
+            else:
+                raise _NotRecognized(f"expected a value, got {token!r}")
+        self.literals[token] = literal
+        return literal
+
+    def listed(self) -> Optional[List[str]]:
+        """The items of a well-formed `( item , item ... )` list at the
+        cursor, which is moved past it; None (cursor unmoved) if the list is
+        not one, for the token-by-token path to say why. Slices and counts
+        in C, however long the list."""
+        tokens, start = self.tokens, self.pos
+        if start >= len(tokens) or tokens[start] != "(":
+            return None
+        try:
+            end = tokens.index(")", start)
+        except ValueError:
+            return None
+        items = tokens[start + 1:end:2]
+        commas = tokens[start + 2:end:2]
+        if len(items) != len(commas) + 1 or commas.count(",") != len(commas):
+            return None
+        self.pos = end + 1
+        return items
+
+    def terms(self) -> List[Term]:
+        """A parenthesized, comma-separated list of terms."""
+        items = self.listed()
+        if items is not None and items.count("?") == len(items):  # IN (?, ?, ...): markers made in C's loop
+            first, self.markers = self.markers, self.markers + len(items)
+            return list(map(Marker, range(first, self.markers)))
+        if items is not None:
+            literals, terms = self.literals, []
+            for item in items:  # term_of, with its two commonest cases inlined
+                term: Optional[Term] = literals.get(item)
+                if term is None:
+                    if item == "?":
+                        term = Marker(self.markers)
+                        self.markers += 1
+                    else:
+                        term = self.term_of(item)
+                terms.append(term)
+            return terms
+        self.expect_punct("(")
+        terms = [self.term()]
+        while self.punct(","):
+            terms.append(self.term())
+        self.expect_punct(")")
+        return terms
+
+    def names(self) -> List[str]:
+        """A parenthesized, comma-separated list of names."""
+        items = self.listed()
+        if items is not None:
+            found = [_name(item) for item in items]
+            if None not in found:
+                return cast(List[str], found)
+            self.pos -= 2 * len(items) + 1  # back, for the error below
+        self.expect_punct("(")
+        names = [self.name()]
+        while self.punct(","):
+            names.append(self.name())
+        self.expect_punct(")")
+        return names
+
+    def selector(self) -> Selector:
+        """One item of a SELECT's selection."""
+        tokens, pos = self.tokens, self.pos
+        if pos + 1 < len(tokens) and tokens[pos + 1] == ",":  # a plain `column,` or `*,`
+            selector = self.selectors.get(tokens[pos])
+            if selector is not None:
+                self.pos = pos + 1
+                return selector
+        if self.punct("*"):
+            selector = Selector("*")
+        else:
+            column = self.name()
+            if column == "count" and self.punct("("):
+                if not (self.punct("*") or (self.peek() is not None and self.next() == "1")):
+                    raise _NotRecognized("count() of something else than * or 1")
+                self.expect_punct(")")
+                column = "count(*)"
+            elif self.peek() == "(":
+                raise _NotRecognized(f"function call {column}(...) in the selection")
+            if self.keyword("as"):
+                return Selector(column, self.name())
+            selector = Selector(column)
+        if self.pos == pos + 1:  # one token: the same token is the same selector
+            self.selectors[tokens[pos]] = selector
+        return selector
 
     def at_end(self) -> bool:
         return self.pos >= len(self.tokens)
 
 
 def _select(p: _Parser) -> Select:
-    selectors: List[Selector] = []
     if p.keyword("json", "distinct"):
         raise _NotRecognized("SELECT JSON / DISTINCT")
-    while True:
-        if p.punct("*"):
-            selectors.append(Selector("*"))
-        else:
-            column = p.name()
-            if column == "count" and p.punct("("):
-                if not (p.punct("*") or (p.peek() is not None and p.next().text == "1")):
-                    raise _NotRecognized("count() of something else than * or 1")
-                p.expect_punct(")")
-                column = "count(*)"
-            elif p.peek() is not None and p.peek().text == "(":  # type: ignore[union-attr]
-                raise _NotRecognized(f"function call {column}(...) in the selection")
-            alias = p.name() if p.keyword("as") else None
-            selectors.append(Selector(column, alias))
-        if not p.punct(","):
-            break
+    selectors = [p.selector()]
+    while p.punct(","):
+        selectors.append(p.selector())
     p.expect_keyword("from")
     keyspace, table = p.table_name()
     where: List[Condition] = []
@@ -273,38 +488,26 @@ def _select(p: _Parser) -> Select:
             if p.punct("="):
                 where.append(Condition(column, "=", (p.term(),)))
             elif p.keyword("in"):
-                if p.peek() is not None and p.peek().kind == "marker":  # type: ignore[union-attr]
+                following = p.peek()
+                if following is not None and _is_marker(following):
                     raise _NotRecognized("IN with a single bind marker")
-                p.expect_punct("(")
-                terms = [p.term()]
-                while p.punct(","):
-                    terms.append(p.term())
-                p.expect_punct(")")
-                where.append(Condition(column, "IN", tuple(terms)))
+                where.append(Condition(column, "IN", tuple(p.terms())))
             else:
                 raise _NotRecognized(f"a WHERE condition on {column} other than = or IN")
             if not p.keyword("and"):
                 break
     limit = p.term() if p.keyword("limit") else None
     if not p.at_end():
-        raise _NotRecognized(f"unexpected {p.peek().raw!r} after the statement")  # type: ignore[union-attr]
+        raise _NotRecognized(f"unexpected {p.peek()!r} after the statement")
     return Select(keyspace, table, tuple(selectors), tuple(where), limit, p.markers)
 
 
 def _insert(p: _Parser) -> Insert:
     p.expect_keyword("into")
     keyspace, table = p.table_name()
-    p.expect_punct("(")
-    columns = [p.name()]
-    while p.punct(","):
-        columns.append(p.name())
-    p.expect_punct(")")
+    columns = p.names()
     p.expect_keyword("values")
-    p.expect_punct("(")
-    values = [p.term()]
-    while p.punct(","):
-        values.append(p.term())
-    p.expect_punct(")")
+    values = p.terms()
     if p.keyword("if"):
         raise _NotRecognized("INSERT ... IF NOT EXISTS")
     if p.keyword("using"):
@@ -314,29 +517,84 @@ def _insert(p: _Parser) -> Insert:
     return Insert(keyspace, table, tuple(columns), tuple(values), p.markers)
 
 
+# ---- markers ---------------------------------------------------------------------
+
+# What may hide a `?` or a `:name` (constants, quoted names, $$pg-style$$
+# constants), each running to the end of the text if unterminated, else a
+# marker, captured. A `:` followed by a name is a marker wherever it stands,
+# as it is for the tokenizer.
+_MARKER_OR_QUOTED = re.compile(
+    rf"{_STRING_OPEN}|{_QUOTED_OPEN}|{_DOLLARS_OPEN}|(\?|:[A-Za-z_])"
+)
+
+
 def count_markers(text: str) -> int:
-    """How many bind markers a statement has (for PREPARE of any statement)."""
-    try:
-        return sum(1 for tok in _tokenize(text) if tok.kind == "marker")
-    except _NotRecognized:
+    """How many bind markers a statement has (for PREPARE of any statement).
+
+    Markers inside string constants, quoted names and $$ constants do not
+    count. A statement that does not tokenize still has its markers counted;
+    one with an unterminated quote (a syntax error for a real node) counts
+    those before the quote. One C scan, whatever the text.
+    """
+    if "?" not in text and ":" not in text:
         return 0
+    found = _MARKER_OR_QUOTED.findall(text)
+    return len(found) - found.count("")
 
 
-@functools.lru_cache(maxsize=4096)
+# ---- parsing, cached ---------------------------------------------------------------
+
+# Parsed queries, keyed by the text as received: drivers and tests send the
+# same few queries over and over. Statements are frozen, so sharing them is
+# safe. Bounded in bytes: the text, the normalized text and a rough cost of
+# the objects parsed from it; texts over _UNCACHED_OVER are not kept (their
+# parse costs little next to their transfer).
+parse_cache: SizedCache[str, Tuple[str, Statement]] = SizedCache(16 * 1024 * 1024)
+_UNCACHED_OVER = 64 * 1024
+_BYTES_PER_PART = 64  # a Literal, Marker, Selector or Condition and its strings
+
+
+def set_parse_cache_bytes(max_bytes: int) -> None:
+    """Bound parse_query's cache (16 MiB unless set; 0 caches nothing).
+    Entries past the new bound are evicted at once."""
+    parse_cache.resize(max_bytes)
+
+
 def parse_query(text: str) -> Tuple[str, Statement]:
-    """(normalized text, statement) of a query as received; cached, since
-    drivers and tests send the same few queries over and over. Statements are
-    frozen, so sharing them is safe."""
+    """(normalized text, statement) of a query as received, from parse_cache
+    when the same text was parsed before."""
+    cached = parse_cache.get(text)
+    if cached is not None:
+        return cached
     normalized = normalize_query(text)
-    return normalized, parse_statement(normalized)
+    parsed = (normalized, _parse_normalized(normalized))
+    if len(text) <= _UNCACHED_OVER:
+        parse_cache.put(text, parsed, size=text_bytes(text) + text_bytes(normalized) + _parts_cost(parsed[1]))
+    return parsed
+
+
+def _parts_cost(statement: Statement) -> int:
+    """Bytes the objects of a statement hold beside its text, roughly: a
+    long IN list costs more as objects than as text."""
+    if isinstance(statement, Select):
+        parts = len(statement.selectors) + sum(len(c.terms) + 1 for c in statement.where)
+    elif isinstance(statement, Insert):
+        parts = 2 * len(statement.columns)
+    else:
+        parts = 1
+    return parts * _BYTES_PER_PART
 
 
 def parse_statement(text: str) -> Statement:
-    normalized = normalize_query(text)
-    verb = normalized.split(" ", 1)[0].upper() if normalized else ""
+    """The statement `text` spells, after normalize_query."""
+    return _parse_normalized(normalize_query(text))
+
+
+def _parse_normalized(normalized: str) -> Statement:
+    space = normalized.find(" ")
+    verb = (normalized if space < 0 else normalized[:space]).upper()
     try:
-        tokens = _tokenize(normalized)
-        p = _Parser(tokens)
+        p = _Parser(_tokenize(normalized))
         if p.keyword("select"):
             return _select(p)
         if p.keyword("insert"):

@@ -1,22 +1,31 @@
 # What a node answers: the CQL semantics of the fake node, sans I/O.
 #
 # Strategy: Node holds what is shared by all connections (identity, schema,
-# primed answers, prepared statements, credentials); NodeSession holds what
-# one connection negotiated (started, authenticated, keyspace, registered
-# events). NodeSession.handle() turns one decoded request into exactly one
-# response. Primed answers win over everything; then the built-in tables
-# (system.local, system.peers[_v2], system_schema.*, tables a test added);
-# anything else gets empty rows and is logged as an UnexpectedRequest, so
-# the fixture can fail the test that did not expect it.
+# primed answers, prepared statements, credentials, limits); NodeSession
+# holds what one connection negotiated (started, authenticated, keyspace,
+# registered events). NodeSession.handle() turns one decoded request into
+# exactly one response. Primed answers win over everything; then the
+# built-in tables (system.local, system.peers[_v2], system_schema.*, tables
+# a test added). A statement fakecql does not interpret, and a read of a
+# table the schema lacks, is answered as a real node would answer its shape
+# (VOID for a write or schema change, an InvalidRequest for a read, a
+# SyntaxError for an unknown verb) and logged as an UnexpectedRequest, so
+# the fixture fails the test that did not expect it.
 #
 # Rules: answers follow what Cassandra 4 / Scylla answer (the error codes
-# and the message wording drivers look for); a mistake in the test's own
-# priming raises at once with a message naming it.
+# and the message wording drivers look for); every answer is one a driver
+# decodes (tests/integration/test_driver_decodes_results.py feeds them to
+# the drivers' own decoders); a mistake in the test's own priming raises at
+# once with a message naming it. What a request may cost is bounded by the
+# node's Limits: query text, collection sizes (counted before anything is
+# decoded), and the bytes the prepared-statement and plan caches hold.
 from __future__ import annotations
 
 import decimal
 import hashlib
 import ipaddress
+import itertools
+import math
 import re
 import threading
 import uuid
@@ -37,6 +46,8 @@ from typing import (
 
 from . import cql
 from .activity import ActivityLog, ProtocolIncident, UnexpectedRequest
+from .caches import SizedCache, text_bytes
+from .limits import Limits
 from .protocol.compression import COMPRESSORS
 from .protocol.errors import ErrorCode
 from .protocol.messages import (
@@ -66,7 +77,19 @@ from .protocol.messages import (
     VoidResult,
     _ErrorInfo,
 )
-from .protocol.types import BIGINT, BLOB, INT, CqlType, parse_type
+from .protocol.types import (
+    BIGINT,
+    BLOB,
+    BOOLEAN,
+    INT,
+    CqlType,
+    ListType,
+    MapType,
+    SetType,
+    TupleType,
+    UserType,
+    parse_type,
+)
 from .protocol.wire import UNSET
 from .schema import Schema, TableDef
 
@@ -107,9 +130,12 @@ class PasswordAuth:
 
 
 class _PrimedAnswer:
-    """What a Priming answers with; built by its then_*() methods."""
+    """What a Priming answers with; built by its then_*() methods.
 
-    def respond(self, node: "Node", statement: cql.Statement) -> Response:
+    `statement` is None when the text was not parsed (longer than
+    Limits.max_query_text: only a priming may answer it)."""
+
+    def respond(self, node: "Node", statement: Optional[cql.Statement]) -> Response:
         raise NotImplementedError
 
 
@@ -118,7 +144,7 @@ class _Rows(_PrimedAnswer):
     columns: Tuple[Tuple[str, CqlType], ...]
     rows: Tuple[Tuple[Any, ...], ...]
 
-    def respond(self, node: "Node", statement: cql.Statement) -> Response:
+    def respond(self, node: "Node", statement: Optional[cql.Statement]) -> Response:
         keyspace, table = "fakecql", "primed"
         if isinstance(statement, (cql.Select, cql.Insert)):
             keyspace, table = statement.keyspace or keyspace, statement.table
@@ -134,7 +160,7 @@ class _Rows(_PrimedAnswer):
 class _Fixed(_PrimedAnswer):
     response: Response
 
-    def respond(self, node: "Node", statement: cql.Statement) -> Response:
+    def respond(self, node: "Node", statement: Optional[cql.Statement]) -> Response:
         return self.response
 
 
@@ -229,19 +255,32 @@ class Priming:
 @dataclass
 class _Prepared:
     query: str
-    statement: cql.Statement
+    statement: Optional[cql.Statement]  # None: over Limits.max_query_text, so only primings answer it
     params: Tuple[ColumnSpec, ...]
     result_columns: Tuple[ColumnSpec, ...]
     metadata_id: bytes
     keyspace: Optional[str] = None  # where unqualified names resolve: PREPARE's keyspace, or USE's
 
 
-class _InvalidRequest(Exception):
-    """Answered as an ERROR with this code: the request was well-formed but wrong."""
+# What a SELECT reads: its keyspace, its table, and its output columns as
+# (name, type, source column or None for count(*)).
+_Plan = Tuple[str, TableDef, List[Tuple[str, CqlType, Optional[str]]]]
 
-    def __init__(self, message: str, code: ErrorCode = ErrorCode.INVALID) -> None:
+
+class _InvalidRequest(Exception):
+    """Answered as an ERROR with this code: the request was well-formed but wrong.
+
+    `incident`, when given, is also logged as an UnexpectedRequest: the
+    answer is right, but a test that did not prime it is wrong (a typo in a
+    table name). A PROTOCOL_ERROR is logged as a ProtocolIncident instead:
+    the client broke the protocol."""
+
+    def __init__(
+        self, message: str, code: ErrorCode = ErrorCode.INVALID, *, incident: Optional[str] = None
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.incident = incident
 
 
 class Node:
@@ -256,6 +295,7 @@ class Node:
         activity: Optional[ActivityLog] = None,
         supported: Optional[Mapping[str, Sequence[str]]] = None,
         compression: Sequence[str] = ("lz4",),
+        limits: Optional[Limits] = None,
     ) -> None:
         unknown = [c for c in compression if c not in COMPRESSORS]
         if unknown:
@@ -263,6 +303,7 @@ class Node:
         self.identity = identity or NodeIdentity()
         self.schema = schema or Schema()
         self.auth = auth
+        self.limits = limits or Limits()
         self.activity = activity or ActivityLog()
         self.address = ipaddress.ip_address("127.0.0.1")
         self.port = 9042
@@ -275,8 +316,14 @@ class Node:
         for key, values in (supported or {}).items():
             self._supported[key] = list(values)
         self._primings: List[Priming] = []
-        self._prepared: Dict[bytes, _Prepared] = {}
-        self._select_plans: Dict[Any, Any] = {}  # see NodeSession._select_output
+        # Both caches are bounded in bytes of the statement text they keep,
+        # least recently used first out (each has its own lock).
+        self._prepared: SizedCache[bytes, _Prepared] = SizedCache(
+            self.limits.prepared_cache_bytes, entry_overhead=_PREPARED_OVERHEAD
+        )
+        self._select_plans: SizedCache[Tuple[str, Optional[str], uuid.UUID], _Plan] = SizedCache(
+            self.limits.parse_cache_bytes
+        )  # see NodeSession._select_output
         self._lock = threading.RLock()
 
     # -- set-up by the server and by tests --------------------------------------
@@ -361,13 +408,22 @@ class Node:
         return list(table.rows)
 
     def prepared(self, query_id: bytes) -> Optional[_Prepared]:
-        with self._lock:
-            return self._prepared.get(query_id)
+        """The statement prepared under this id; None if never prepared or evicted since."""
+        return self._prepared.get(query_id)
 
     def remember_prepared(self, prepared: _Prepared, keyspace: Optional[str]) -> bytes:
-        query_id = hashlib.md5(f"{keyspace or ''}\0{prepared.query}".encode()).digest()
-        with self._lock:
-            self._prepared[query_id] = prepared
+        """Keep a prepared statement (the least recently used ones go past
+        Limits.prepared_cache_bytes; an EXECUTE of one gets UNPREPARED)."""
+        query_id = hashlib.md5(f"{keyspace or ''}\0{prepared.query}".encode("utf-8", "surrogatepass")).digest()
+        size = text_bytes(prepared.query)
+        if size + _PREPARED_OVERHEAD > self.limits.prepared_cache_bytes:
+            # What Cassandra answers a statement larger than its whole cache.
+            raise _InvalidRequest(
+                f"Prepared statement of size {size} bytes is larger than allowed maximum of "
+                f"{self.limits.prepared_cache_bytes} bytes (Limits.prepared_cache_bytes, less "
+                f"{_PREPARED_OVERHEAD} bytes per entry): {prepared.query[:200]}..."
+            )
+        self._prepared.put(query_id, prepared, size=size)
         return query_id
 
 
@@ -411,6 +467,8 @@ class NodeSession:
             if isinstance(request, Batch):
                 return self._batch(request, version)
         except _InvalidRequest as exc:
+            if exc.code == ErrorCode.PROTOCOL_ERROR:
+                return self._protocol_error(stream, str(exc))
             return Error(code=exc.code, message=str(exc))
         return self._protocol_error(stream, f"Unexpected message {request.opcode.name}")
 
@@ -467,14 +525,40 @@ class NodeSession:
         return Ready()
 
     # -- queries ------------------------------------------------------------------
+    def _unexpected(self, normalized: str, description: str) -> None:
+        shown = normalized if len(normalized) <= _SHOWN_QUERY else normalized[:_SHOWN_QUERY] + "..."
+        self.node.activity.add(UnexpectedRequest(self.connection, description=description, query=shown))
+
     def _query(self, text: str, params: QueryParameters, version: int, prepared: Optional[_Prepared] = None) -> Response:
+        statement: Optional[cql.Statement]
         if prepared is not None:  # its text was normalized when it was prepared
             normalized, statement = prepared.query, prepared.statement
+            text = normalized
+        elif _over_limit(text, self.node.limits.max_query_text):
+            # Matched against primings (normalizing is linear), never parsed.
+            normalized, statement = cql.normalize_query(text), None
         else:
             normalized, statement = cql.parse_query(text)
         priming = self.node._primed(normalized)
         if priming is not None and priming.answer is not None:
             return priming.answer.respond(self.node, statement)
+        try:
+            if statement is None:
+                raise self._too_long(text)
+            return self._interpret(statement, normalized, params, version, prepared)
+        except _InvalidRequest as exc:
+            if exc.incident is not None:
+                self._unexpected(normalized, exc.incident)
+            raise
+
+    def _interpret(
+        self,
+        statement: cql.Statement,
+        normalized: str,
+        params: QueryParameters,
+        version: int,
+        prepared: Optional[_Prepared],
+    ) -> Response:
         values = self._bound_values(statement, params, prepared)
         # Unqualified names: a prepared statement's keyspace, a v5 QUERY's, else USE's.
         keyspace = (prepared.keyspace if prepared else params.keyspace) or self.keyspace
@@ -482,18 +566,49 @@ class NodeSession:
             return self._use(statement.keyspace)
         if isinstance(statement, cql.Select):
             return self._select(
-                statement, values, params, keyspace, skip_metadata=params.skip_metadata and prepared is not None
+                statement, normalized, values, params, keyspace,
+                skip_metadata=params.skip_metadata and prepared is not None,
             )
         if isinstance(statement, cql.Insert):
             return self._insert(statement, values, keyspace)
-        self.node.activity.add(
-            UnexpectedRequest(
-                self.connection,
-                description=f"no priming matches and fakecql does not interpret it ({statement.reason})",
-                query=normalized,
+        return self._uninterpreted(statement, normalized, keyspace)
+
+    def _uninterpreted(self, statement: cql.Statement, normalized: str, keyspace: Optional[str]) -> Response:
+        """The answer a real node gives a statement of this shape, logged as unexpected."""
+        verb = getattr(statement, "verb", "")
+        reason = getattr(statement, "reason", "") or f"{verb or 'an empty statement'} is not interpreted by fakecql"
+        shape = _UNINTERPRETED.get(verb)
+        response: Response
+        if shape in ("write", "batch") and _CONDITIONAL.search(_without_quoted(normalized)):
+            answer, response = "[applied] = true", _applied(normalized, keyspace)
+        elif shape in ("write", "batch", "schema", "access"):
+            answer, response = "VOID", VoidResult()
+        elif shape == "read":
+            message = (
+                f"fakecql does not interpret this {verb} ({reason}); "
+                f"prime its answer with when_query(...).then_rows(...)"
             )
+            answer, response = "InvalidRequest", Error(code=ErrorCode.INVALID, message=message)
+        else:
+            shown = normalized.split(" ", 1)[0][:40] if normalized else "<EOF>"
+            message = (
+                f"line 1:0 no viable alternative at input '{shown}': fakecql does not interpret it "
+                f"({reason}); if a real node accepts it, prime its answer with when_query(...)"
+            )
+            answer, response = "SyntaxError", Error(code=ErrorCode.SYNTAX_ERROR, message=message)
+        self._unexpected(
+            normalized, f"no priming matches and fakecql does not interpret it ({reason}); answered {answer}"
         )
-        return RowsResult()
+        return response
+
+    def _too_long(self, text: str) -> _InvalidRequest:
+        limit = self.node.limits.max_query_text
+        message = (
+            f"Query text of {text_bytes(text)} bytes is over the node's limit of {limit} "
+            f"bytes: prime it with when_query(...), or raise the limit with "
+            f"CQLServer(limits=Limits(max_query_text=...)) or serve --max-query-bytes"
+        )
+        return _InvalidRequest(message, incident=f"no priming matches and the text is too long: {message}")
 
     def _bound_values(
         self, statement: cql.Statement, params: QueryParameters, prepared: Optional[_Prepared]
@@ -516,14 +631,12 @@ class NodeSession:
         if prepared is None:
             return list(raw_values)  # typed when used, against the column they meet
         decoded: List[Any] = []
+        limit = self.node.limits.max_collection_elements
         for spec, raw in zip(prepared.params, raw_values):
             if raw is None or raw is UNSET:
                 decoded.append(raw)
                 continue
-            try:
-                decoded.append(_Typed(spec.type.deserialize(raw)))
-            except Exception as exc:
-                raise _InvalidRequest(f"Invalid value for bind marker {spec.name!r} of type {spec.type}: {exc}") from None
+            decoded.append(_Typed(_decode(spec.type, raw, limit, f"bind marker {spec.name!r}")))
         return decoded
 
     def _use(self, keyspace: str) -> Response:
@@ -532,35 +645,46 @@ class NodeSession:
         self.keyspace = keyspace
         return SetKeyspaceResult(keyspace=keyspace)
 
-    def _table(self, keyspace: Optional[str], name: str, default: Optional[str]) -> Tuple[str, TableDef]:
+    def _table(self, keyspace: Optional[str], name: str, default: Optional[str], verb: str) -> Tuple[str, TableDef]:
+        """The table a statement names, or the error a real node answers (Scylla's and
+        Cassandra 3's wording, which drivers match), logged as unexpected unless it is
+        a table drivers probe for (_PROBED_TABLES): a typo must not pass silently."""
         keyspace = keyspace or default
         if keyspace is None:
             raise _InvalidRequest("No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename")
-        table = self.node.schema.table(keyspace, name)
-        if table is None:
-            raise _InvalidRequest(f"unconfigured table {name}")
-        return keyspace, table
+        schema = self.node.schema
+        if keyspace not in schema.keyspaces:
+            message = f"Keyspace {keyspace} does not exist"
+        else:
+            table = schema.table(keyspace, name)
+            if table is not None:
+                return keyspace, table
+            message = f"unconfigured table {name}"
+        incident = None
+        if (keyspace, name) not in _PROBED_TABLES:
+            incident = f"{verb} of {keyspace}.{name}, which the schema does not have; answered InvalidRequest {message!r}"
+        raise _InvalidRequest(message, incident=incident)
 
     def _select_output(
-        self, statement: cql.Select, default_keyspace: Optional[str]
-    ) -> Tuple[str, TableDef, List[Tuple[str, CqlType, Optional[str]]]]:
+        self, statement: cql.Select, normalized: str, default_keyspace: Optional[str]
+    ) -> _Plan:
         """The table a SELECT reads and its output columns: (name, type, source column or None for count).
 
-        Cached per schema version: the same statement on the same schema has the same plan."""
-        key = (statement, default_keyspace, self.node.schema.version)
+        Cached per schema version: the same text on the same schema, unqualified
+        names resolving in the same keyspace, has the same plan. The cache keeps
+        Limits.parse_cache_bytes of text, least recently used out first."""
+        key = (normalized, default_keyspace, self.node.schema.version)
         plans = self.node._select_plans
         plan = plans.get(key)
         if plan is None:
             plan = self._plan_select(statement, default_keyspace)
-            if len(plans) > 4096:
-                plans.clear()
-            plans[key] = plan
+            plans.put(key, plan, size=text_bytes(normalized) + len(default_keyspace or ""))
         return plan
 
     def _plan_select(
         self, statement: cql.Select, default_keyspace: Optional[str]
-    ) -> Tuple[str, TableDef, List[Tuple[str, CqlType, Optional[str]]]]:
-        keyspace, table = self._table(statement.keyspace, statement.table, default_keyspace)
+    ) -> _Plan:
+        keyspace, table = self._table(statement.keyspace, statement.table, default_keyspace, "SELECT")
         types = {c.name: c.type for c in table.columns}
         output: List[Tuple[str, CqlType, Optional[str]]] = []
         for selector in statement.selectors:
@@ -580,21 +704,27 @@ class NodeSession:
     def _select(
         self,
         statement: cql.Select,
+        normalized: str,
         values: Sequence[Any],
         params: QueryParameters,
         default_keyspace: Optional[str],
         *,
         skip_metadata: bool,
     ) -> Response:
-        keyspace, table, output = self._select_output(statement, default_keyspace)
+        keyspace, table, output = self._select_output(statement, normalized, default_keyspace)
+        start = _paging_offset(params.paging_state)
         rows = self.node.rows_of(keyspace, table)
         if statement.where:
             types = {c.name: c.type for c in table.columns}
+        bound = self.node.limits.max_collection_elements
         for condition in statement.where:
-            wanted = {_comparable(_term_value(t, types[condition.column], values)) for t in condition.terms}
+            wanted = {
+                _comparable(_term_value(t, types[condition.column], values, bound, condition.column))
+                for t in condition.terms
+            }
             rows = [r for r in rows if _comparable(r.get(condition.column)) in wanted]
         if statement.limit is not None:
-            limit = _term_value(statement.limit, INT, values)
+            limit = _term_value(statement.limit, INT, values, bound, "LIMIT")
             if not isinstance(limit, int) or limit <= 0:
                 raise _InvalidRequest(f"LIMIT must be strictly positive, got {limit!r}")
             rows = rows[:limit]
@@ -607,7 +737,6 @@ class NodeSession:
             )]
         else:
             cells = [tuple(_cell(t, row.get(source or "")) for _, t, source in output) for row in rows]
-        start = _paging_offset(params.paging_state)
         paging_state = None
         if params.page_size is not None and len(cells) - start > params.page_size:
             paging_state = b"fakecql-offset:%d" % (start + params.page_size)
@@ -622,18 +751,20 @@ class NodeSession:
         return RowsResult(metadata=metadata, rows=tuple(cells))
 
     def _insert(self, statement: cql.Insert, values: Sequence[Any], default_keyspace: Optional[str]) -> Response:
-        keyspace, table = self._table(statement.keyspace, statement.table, default_keyspace)
+        keyspace, table = self._table(statement.keyspace, statement.table, default_keyspace, "INSERT")
         types = {c.name: c.type for c in table.columns}
         row: Dict[str, Any] = {}
+        bound = self.node.limits.max_collection_elements
         for column, term in zip(statement.columns, statement.values):
             if column not in types:
                 raise _InvalidRequest(f"Undefined column name {column} in table {keyspace}.{table.name}")
-            value = row[column] = _term_value(term, types[column], values)
+            value = row[column] = _term_value(term, types[column], values, bound, column)
             if value is not None and value is not UNSET:
                 try:
                     types[column].serialize(value)
                 except ValueError as exc:
                     raise _InvalidRequest(f"Invalid value for column {column} of type {types[column]}: {exc}") from None
+                row[column] = _as_stored(types[column], value)
         key_columns = [c.name for c in table.columns if c.kind in ("partition_key", "clustering")]
         missing = [k for k in key_columns if row.get(k) is None or row.get(k) is UNSET]
         if missing:
@@ -649,34 +780,40 @@ class NodeSession:
         return VoidResult()
 
     def _prepare(self, request: Prepare, version: int) -> Response:
+        too_long = _over_limit(request.query, self.node.limits.max_query_text)
         normalized = cql.normalize_query(request.query)
-        statement = cql.parse_statement(normalized)
+        statement = None if too_long else cql.parse_statement(normalized)
         priming = self.node._primed(normalized, count=False)
+        if statement is None and priming is None:
+            exc = self._too_long(request.query)
+            self._unexpected(normalized, exc.incident or str(exc))
+            raise exc
         keyspace_name = request.keyspace or self.keyspace
         params: Tuple[ColumnSpec, ...]
         result_columns: Tuple[ColumnSpec, ...] = ()
-        markers = getattr(statement, "markers", 0)
         if priming is not None and priming.params:
             params = tuple(
                 ColumnSpec(keyspace=keyspace_name or "fakecql", table="primed", name=n, type=t)
                 for n, t in priming.params
             )
+            markers = len(params) if statement is None else getattr(statement, "markers", 0)
             if len(params) != markers:
                 raise ValueError(
                     f"priming {priming.description} declares {len(params)} params for "
                     f"{markers} bind markers"
                 )
         else:
-            params = self._infer_params(statement, keyspace_name, markers)
-        if isinstance(statement, cql.Select) and priming is None:
+            params = () if statement is None else self._infer_params(
+                statement, keyspace_name, getattr(statement, "markers", 0)
+            )
+        if priming is None and isinstance(statement, (cql.Select, cql.Insert)):
+            # A real node resolves the table (and the columns) at PREPARE.
             try:
-                keyspace, table, output = self._select_output(statement, keyspace_name)
-            except _InvalidRequest:
-                pass  # EXECUTE will answer the same error
-            else:
-                result_columns = tuple(
-                    ColumnSpec(keyspace=keyspace, table=table.name, name=n, type=t) for n, t, _ in output
-                )
+                result_columns = self._check_prepared(statement, normalized, keyspace_name)
+            except _InvalidRequest as exc:
+                if exc.incident is not None:
+                    self._unexpected(normalized, exc.incident)
+                raise
         metadata_id = hashlib.md5(repr(result_columns).encode()).digest()
         prepared = _Prepared(normalized, statement, params, result_columns, metadata_id, keyspace_name)
         query_id = self.node.remember_prepared(prepared, keyspace_name)
@@ -687,6 +824,20 @@ class NodeSession:
             bind_metadata=PreparedMetadata(columns=params, pk_indexes=pk_indexes),
             result_metadata=RowsMetadata(columns=result_columns),
         )
+
+    def _check_prepared(
+        self, statement: Union[cql.Select, cql.Insert], normalized: str, keyspace_name: Optional[str]
+    ) -> Tuple[ColumnSpec, ...]:
+        """The result columns of a statement being prepared, or the error a real node answers."""
+        if isinstance(statement, cql.Select):
+            keyspace, table, output = self._select_output(statement, normalized, keyspace_name)
+            return tuple(ColumnSpec(keyspace=keyspace, table=table.name, name=n, type=t) for n, t, _ in output)
+        keyspace, table = self._table(statement.keyspace, statement.table, keyspace_name, "INSERT")
+        known = set(table.column_names)
+        for column in statement.columns:
+            if column not in known:
+                raise _InvalidRequest(f"Undefined column name {column} in table {keyspace}.{table.name}")
+        return ()
 
     def _infer_params(self, statement: cql.Statement, keyspace: Optional[str], markers: int) -> Tuple[ColumnSpec, ...]:
         """Bind marker types from the table the statement names; blob where unknown."""
@@ -729,17 +880,21 @@ class NodeSession:
         return self._query(prepared.query, request.parameters, version, prepared=prepared)
 
     def _batch(self, request: Batch, version: int) -> Response:
+        # Looked up once: another connection's PREPARE may evict them meanwhile.
+        found: Dict[int, _Prepared] = {}
         for i, statement in enumerate(request.statements):
-            if statement.query_id is not None and self.node.prepared(statement.query_id) is None:
-                return Error(
-                    code=ErrorCode.UNPREPARED,
-                    message=f"Prepared query with ID {statement.query_id.hex()} (statement {i} of the batch) not found",
-                    info=UnpreparedInfo(statement_id=statement.query_id),
-                )
-        for statement in request.statements:
             if statement.query_id is not None:
                 prepared = self.node.prepared(statement.query_id)
-                assert prepared is not None
+                if prepared is None:
+                    return Error(
+                        code=ErrorCode.UNPREPARED,
+                        message=f"Prepared query with ID {statement.query_id.hex()} (statement {i} of the batch) not found",
+                        info=UnpreparedInfo(statement_id=statement.query_id),
+                    )
+                found[i] = prepared
+        for i, statement in enumerate(request.statements):
+            if i in found:
+                prepared = found[i]
                 answer = self._query(prepared.query, QueryParameters(values=statement.values), version, prepared=prepared)
             else:
                 params = QueryParameters(values=statement.values, keyspace=request.keyspace)
@@ -756,12 +911,22 @@ class _Typed:
     value: Any
 
 
+_PAGING_STATE = re.compile(rb"fakecql-offset:(\d{1,18})")
+
+
 def _paging_offset(paging_state: Optional[bytes]) -> int:
+    """The row a paging state this node issued points at; anything else is what
+    Cassandra answers a paging state it cannot read: a ProtocolError."""
     if not paging_state:
         return 0
-    match = re.fullmatch(rb"fakecql-offset:(\d+)", paging_state)
+    match = _PAGING_STATE.fullmatch(paging_state)
     if not match:
-        raise _InvalidRequest(f"Invalid paging state {paging_state[:32]!r}: not one this node issued")
+        shown = paging_state[:32] + (b"..." if len(paging_state) > 32 else b"")
+        raise _InvalidRequest(
+            f"Invalid value for the paging state: {shown!r} ({len(paging_state)} bytes) is not one "
+            f"this node issued (b'fakecql-offset:<row>')",
+            ErrorCode.PROTOCOL_ERROR,
+        )
     return int(match.group(1))
 
 
@@ -777,19 +942,242 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-def _term_value(term: cql.Term, cql_type: CqlType, values: Sequence[Any]) -> Any:
-    """The Python value of a literal or bound marker, as a value of `cql_type`."""
+def _term_value(term: cql.Term, cql_type: CqlType, values: Sequence[Any], max_elements: int, column: str) -> Any:
+    """The Python value of a literal or bound marker, as a value of `cql_type`
+    (the type of `column`, where the term meets it)."""
     if isinstance(term, cql.Marker):
         raw = values[term.index] if term.index < len(values) else None
         if isinstance(raw, _Typed):
             return raw.value
         if raw is None or raw is UNSET:
             return raw
-        try:
-            return cql_type.deserialize(raw)
-        except Exception as exc:
-            raise _InvalidRequest(f"Invalid value for bind marker {term.index} of type {cql_type}: {exc}") from None
+        return _decode(cql_type, raw, max_elements, f"bind marker {term.index}", f" (column {column})")
     return _literal(term, cql_type)
+
+
+def _decode(cql_type: CqlType, raw: bytes, max_elements: int, what: str, where: str = "") -> Any:
+    """A bound value decoded as `cql_type`; its collections' sizes are checked first."""
+    _check_elements(cql_type, raw, max_elements, what + where)
+    try:
+        return cql_type.deserialize(raw)
+    except Exception as exc:
+        raise _InvalidRequest(f"Invalid value for {what} of type {cql_type}: {exc}") from None
+
+
+# -- values as a real node keeps them ------------------------------------------------
+
+def _as_stored(cql_type: CqlType, value: Any) -> Any:
+    """`value` as a real node keeps (and sends back) it: set elements in the
+    type's CQL order without duplicates, map entries in the order of their
+    keys, at every depth. Drivers rely on it: they sort sets themselves, and
+    look map keys up by their bytes re-serialized from that sorted form."""
+    if value is None:
+        return None
+    if isinstance(cql_type, SetType):
+        kept = _in_cql_order(cql_type.element, [(v, _as_stored(cql_type.element, v)) for v in value])
+        return type(value)(stored for _, stored in kept) if isinstance(value, tuple) else [s for _, s in kept]
+    if isinstance(cql_type, ListType):
+        items = [_as_stored(cql_type.element, v) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(cql_type, MapType):
+        pairs = value.items() if isinstance(value, Mapping) else value  # (key, value) pairs: a map key
+        kept = _in_cql_order(cql_type.key, [(k, (_as_stored(cql_type.key, k), _as_stored(cql_type.value, v)))
+                                            for k, v in pairs])
+        entries = [entry for _, entry in kept]
+        return dict(entries) if isinstance(value, Mapping) else tuple(entries)
+    if isinstance(cql_type, TupleType):
+        return tuple(_as_stored(t, v) for t, v in zip(cql_type.elements, value))
+    if isinstance(cql_type, UserType):
+        types = dict(cql_type.fields)
+        if isinstance(value, Mapping):
+            return {name: _as_stored(types[name], v) for name, v in value.items()}
+        return tuple((name, _as_stored(types[name], v)) for name, v in value)
+    return value
+
+
+def _in_cql_order(cql_type: CqlType, items: List[Tuple[Any, Any]]) -> List[Tuple[Any, Any]]:
+    """(value, payload) pairs sorted by the values' CQL order, the first of equal ones kept."""
+    keyed = sorted(((_order_key(cql_type, v), v, payload) for v, payload in items), key=lambda e: e[0])
+    kept: List[Tuple[Any, Any]] = []
+    for i, (key, v, payload) in enumerate(keyed):
+        if i == 0 or key != keyed[i - 1][0]:
+            kept.append((v, payload))
+    return kept
+
+
+def _order_key(cql_type: CqlType, value: Any) -> Any:
+    """A key sorting values of `cql_type` as Cassandra's comparator for it does."""
+    if isinstance(cql_type, (ListType, SetType)):
+        return tuple(_order_key(cql_type.element, v) for v in _as_stored(cql_type, value))
+    if isinstance(cql_type, MapType):
+        stored = _as_stored(cql_type, value)
+        pairs = stored.items() if isinstance(stored, Mapping) else stored
+        return tuple((_order_key(cql_type.key, k), _order_key(cql_type.value, v)) for k, v in pairs)
+    if isinstance(cql_type, (TupleType, UserType)):
+        if isinstance(cql_type, TupleType):
+            parts = list(zip(cql_type.elements, value))
+        else:
+            named = dict(value)
+            parts = [(t, named.get(name)) for name, t in cql_type.fields]
+        return tuple((0,) if v is None else (1, _order_key(t, v)) for t, v in parts)  # null first
+    name = getattr(cql_type, "cql_name", "")
+    if name in ("float", "double"):  # Java's Float.compare: -0.0 < 0.0, NaN last
+        return (2,) if value != value else (1, value, math.copysign(1.0, value))
+    if name in ("uuid", "timeuuid"):  # version, then a time-based UUID's timestamp, then the rest
+        raw = value.bytes
+        if raw[6] >> 4 == 1:
+            return (1, value.time, tuple(b - 256 if b > 127 else b for b in raw[8:]))
+        return (raw[6] >> 4, raw[:8], raw[8:])
+    if name == "inet":
+        return value.packed
+    if name == "duration":
+        return (value.months, value.days, value.nanoseconds)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return value
+
+
+# -- bounds on what one request costs -------------------------------------------------
+
+_PREPARED_OVERHEAD = 256  # bytes counted per prepared statement beside its text
+_SHOWN_QUERY = 1000  # characters of a query text an incident keeps
+
+
+def _over_limit(text: str, limit: int) -> bool:
+    """Whether `text` is over `limit` UTF-8 bytes: a character is 1 to 4 bytes,
+    so the length alone decides unless it is between limit/4 and limit."""
+    if len(text) > limit:
+        return True
+    if len(text) * 4 <= limit:
+        return False
+    return text_bytes(text) > limit
+
+
+def _holds_collection(cql_type: CqlType) -> bool:
+    if isinstance(cql_type, (ListType, SetType, MapType)):
+        return True
+    if isinstance(cql_type, TupleType):
+        return any(_holds_collection(t) for t in cql_type.elements)
+    if isinstance(cql_type, UserType):
+        return any(_holds_collection(t) for _, t in cql_type.fields)
+    return False
+
+
+def _check_elements(cql_type: CqlType, raw: bytes, limit: int, what: str) -> None:
+    """Refuse a value holding a collection (at any depth) of more than `limit`
+    elements, from the counts on the wire, before any element is decoded.
+
+    Only counts and lengths are read. The walk stops where the bytes are
+    malformed: deserialize() then refuses them there or before, so it never
+    decodes a collection the walk did not count."""
+    if _holds_collection(cql_type):
+        _walk_value(cql_type, memoryview(raw), 0, len(raw), limit, what)
+
+
+def _walk_value(cql_type: CqlType, data: memoryview, pos: int, end: int, limit: int, what: str) -> bool:
+    """Check the value in data[pos:end]; False where its bytes are malformed."""
+    items: Iterable[CqlType]
+    if isinstance(cql_type, (ListType, SetType, MapType)):
+        if end - pos < 4:
+            return False
+        count = int.from_bytes(data[pos : pos + 4], "big", signed=True)
+        if count > limit:
+            raise _InvalidRequest(
+                f"Invalid value for {what}: a {cql_type.cql_name} of {count} elements is over the node's "
+                f"limit of {limit} (Limits.max_collection_elements)"
+            )
+        each = (cql_type.key, cql_type.value) if isinstance(cql_type, MapType) else (cql_type.element,)
+        if count < 0 or not any(_holds_collection(t) for t in each):
+            return True
+        items = itertools.chain.from_iterable(itertools.repeat(each, count))  # count <= limit
+        pos += 4
+    elif isinstance(cql_type, (TupleType, UserType)):
+        items = cql_type.elements if isinstance(cql_type, TupleType) else tuple(t for _, t in cql_type.fields)
+    else:
+        return True
+    for item_type in items:
+        if pos == end and isinstance(cql_type, (TupleType, UserType)):
+            return True  # trailing fields may be left out
+        if end - pos < 4:
+            return False
+        size = int.from_bytes(data[pos : pos + 4], "big", signed=True)
+        pos += 4
+        if size < 0:
+            continue  # null
+        if size > end - pos or not _walk_value(item_type, data, pos, pos + size, limit, what):
+            return False
+        pos += size
+    return True
+
+
+# -- statements fakecql does not interpret -------------------------------------------
+
+# What a real node answers a statement, by its first word: writes, batches,
+# access control and schema changes succeed (VOID); reads return rows fakecql
+# cannot make up (an InvalidRequest saying so); anything else does not parse
+# (a SyntaxError). Schema changes get VOID, not the SCHEMA_CHANGE a real node
+# sends: fakecql's schema did not change, and a SCHEMA_CHANGE makes drivers
+# refresh their metadata from system_schema (which would not show the change)
+# and wait for schema agreement; VOID is an answer every driver takes for any
+# statement. A test that needs the real one primes it:
+# when_query(...).then(SchemaChangeResult(...)).
+_UNINTERPRETED: Mapping[str, str] = {
+    "INSERT": "write", "UPDATE": "write", "DELETE": "write", "TRUNCATE": "write", "BEGIN": "batch",
+    "CREATE": "schema", "ALTER": "schema", "DROP": "schema",
+    "GRANT": "access", "REVOKE": "access",
+    "SELECT": "read", "LIST": "read", "DESCRIBE": "read", "DESC": "read",
+}
+# A lightweight transaction (INSERT ... IF NOT EXISTS, UPDATE/DELETE ... IF ...):
+# a real node answers a row whose first column is [applied].
+_CONDITIONAL = re.compile(r"\bIF\b", re.IGNORECASE)
+# Linear on any client text: the loops are unrolled (no alternation inside a
+# repetition), and a constant left open runs to the end of the text instead
+# of being retried from every later quote.
+_STRINGS = r"""'[^']*(?:''[^']*)*'?|\$\$[^$]*(?:\$(?!\$)[^$]*)*(?:\$\$)?"""
+_QUOTED = re.compile(_STRINGS + r'|"[^"]*(?:""[^"]*)*"?')
+_STRING = re.compile(_STRINGS)
+_NAME_PART = r"""("[^"]+(?:""[^"]*)*"|\w+)"""
+# Anchored at the statement's start (match(), not search()), past a BEGIN BATCH.
+_TARGET = re.compile(
+    r"(?:BEGIN\s+(?:UNLOGGED\s+|COUNTER\s+)?BATCH\s+(?:USING\s+TIMESTAMP\s+-?\d+\s+)?)?"
+    rf"(?:INSERT\s+INTO|UPDATE|DELETE\b[^;]*?\bFROM)\s+{_NAME_PART}(?:\s*\.\s*{_NAME_PART})?",
+    re.IGNORECASE,
+)
+
+
+def _without_quoted(text: str, names: bool = True) -> str:
+    """The text with its string constants (and quoted names, unless names=False) emptied."""
+    return (_QUOTED if names else _STRING).sub("''", text)
+
+
+def _unquoted(token: str) -> str:
+    return token[1:-1].replace('""', '"') if token.startswith('"') else token.lower()
+
+
+def _applied(normalized: str, keyspace: Optional[str]) -> RowsResult:
+    """A conditional write's answer when its condition held: [applied] = true,
+    in the columns of the table it writes (the first one, in a batch)."""
+    table = "unknown"
+    match = _TARGET.match(_without_quoted(normalized, names=False))
+    if match:
+        if match.group(2):
+            keyspace, table = _unquoted(match.group(1)), _unquoted(match.group(2))
+        else:
+            table = _unquoted(match.group(1))
+    spec = ColumnSpec(keyspace=keyspace or "fakecql", table=table, name="[applied]", type=BOOLEAN)
+    return RowsResult(metadata=RowsMetadata(columns=(spec,)), rows=((BOOLEAN.serialize(True),),))
+
+
+# Tables drivers read to learn what a node has, and whose absence they handle
+# (an InvalidRequest is the answer they expect from a node without them):
+# not an incident when missing.
+_PROBED_TABLES = frozenset({
+    ("system", "peers_v2"),  # Cassandra 4 has it; Scylla and Cassandra 3 do not
+    ("system_virtual_schema", "keyspaces"),  # Cassandra 4's virtual tables
+    ("system_virtual_schema", "tables"),
+    ("system_virtual_schema", "columns"),
+    ("system_schema", "scylla_keyspaces"),  # Scylla's
+})
 
 
 def _literal(term: cql.Literal, cql_type: CqlType) -> Any:

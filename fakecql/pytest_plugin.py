@@ -89,7 +89,7 @@ def cql_server_factory(
         reports = []
         for server in servers:
             incidents = server.activity.incidents()
-            if incidents:
+            if incidents or server.activity.incidents_dropped:
                 reports.append(server.describe_incidents(incidents))
         if reports:
             pytest.fail("\n\n".join(reports), pytrace=False)

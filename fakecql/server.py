@@ -16,6 +16,12 @@
 # mark). So one flooding client neither starves the others nor makes the
 # node buffer without bound.
 #
+# Large requests (a frame body over Limits.offload_over) are decoded and
+# answered on the server's one worker thread: parsing a megabyte of CQL
+# takes long enough to be felt by every other connection if done on the
+# loop. The connection waits for that answer before its next request, so
+# answers keep their order; every other connection goes on meanwhile.
+#
 # A CQLServer runs on a loop of its own in a thread of its own (start/stop,
 # or `with`), so synchronous tests and a driver's own loop thread are never
 # blocked; or inside the caller's running loop (`async with`).
@@ -27,6 +33,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import dataclasses
 import ipaddress
 import itertools
 import os
@@ -39,6 +47,7 @@ import traceback
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
+from . import cql
 from ._openssl import KeyUpdateUnavailable
 from .activity import (
     ActivityLog,
@@ -55,10 +64,17 @@ from .activity import (
     VersionRefused,
 )
 from .faults import Fault, FaultPlan
+from .limits import Limits
 from .node import Node, NodeIdentity, NodeSession, PasswordAuth
-from .protocol.connection import ConnectionEvent, ProtocolViolation, RequestReceived, ServerConnection
+from .protocol.connection import (
+    ConnectionEvent,
+    ProtocolViolation,
+    RequestReceived,
+    ServerConnection,
+    UndecodedRequest,
+)
 from .protocol.errors import FakeCQLError, UnsupportedVersionError
-from .protocol.frames import MAX_FRAME_BODY
+from .protocol.frames import Opcode
 from .protocol.messages import Batch, Event, Execute, Query, Response, Startup
 from .tls import TLSConfig, TLSEngine, TLSHandshakeError
 
@@ -73,6 +89,9 @@ NEGOTIABLE_VERSIONS = frozenset({1, 2, 3, 4, 5, 6, 0x41, 0x42})
 ANSWERS_PER_TURN = 256
 ANSWER_BYTES_PER_TURN = 64 * 1024
 
+# A failure message shows this much of an incident's query text.
+QUERY_SHOWN = 500
+
 
 class UnexpectedActivityError(FakeCQLError, AssertionError):
     """The node saw something the test did not expect; the message lists it all."""
@@ -86,7 +105,11 @@ class _Connection(asyncio.Protocol):
         self.number = number
         self.activity = server.activity
         self.transport: Optional[asyncio.Transport] = None
-        self.cql = ServerConnection(versions=server.protocol_versions, max_frame_body=server.max_frame_body)
+        self.cql = ServerConnection(
+            versions=server.protocol_versions,
+            max_frame_body=server.max_frame_body,
+            decode_later_over=server.limits.offload_over,
+        )
         self.session: NodeSession = server.node.session(number)
         self.tls: Optional[TLSEngine] = None
         self._faults: List[Fault] = []
@@ -104,6 +127,8 @@ class _Connection(asyncio.Protocol):
         self.timers: Set[asyncio.TimerHandle] = set()
         self.backlog: Deque[ConnectionEvent] = deque()  # received, not answered yet
         self._next_turn: Optional[asyncio.Handle] = None
+        self._offloaded: Optional["asyncio.Future[Tuple[ConnectionEvent, Optional[Response]]]"] = None
+        self._lost = False  # connection_lost() has run
         self._write_paused = False  # the client is not reading: the transport is over its high-water mark
         self._paused_by_fault = False
         self._handshake_started = False  # TLS bytes came in before the handshake completed
@@ -142,6 +167,7 @@ class _Connection(asyncio.Protocol):
         self.timers.clear()
         if self._next_turn is not None:
             self._next_turn.cancel()
+        self._lost = True  # an offloaded request still running finds nobody to answer
         self.server._forget(self)
         if self.tls is not None and self._handshake_started and not self.tls.handshake_done and not self.closing:
             self.activity.add(HandshakeFailed(self.number, reason="the client closed the connection during the TLS handshake"))
@@ -151,8 +177,9 @@ class _Connection(asyncio.Protocol):
         pending = self.cql.pending_input
         if pending:
             reason = f"{reason}, with {pending} bytes of an incomplete frame"
-        if self.backlog:
-            reason = f"{reason}, with {len(self.backlog)} requests unanswered"
+        unanswered = len(self.backlog) + (self._offloaded is not None)
+        if unanswered:
+            reason = f"{reason}, with {unanswered} requests unanswered"
         self.activity.add(ConnectionClosed(self.number, reason=reason))
 
     def _guard(self, callback: Callable[..., None], *args: Any) -> None:
@@ -224,7 +251,7 @@ class _Connection(asyncio.Protocol):
             self._cql_input(plaintext)
         else:
             self._flush_tls()
-        if self.tls.peer_closed and not self.closing and not self.backlog:
+        if self.tls.peer_closed and not self.closing and not self.backlog and self._offloaded is None:
             self.close()
 
     def _cql_input(self, plaintext: bytes) -> None:
@@ -246,11 +273,14 @@ class _Connection(asyncio.Protocol):
         size = 0
         fatal = False
         for _ in range(ANSWERS_PER_TURN):
-            if not self.backlog or size >= ANSWER_BYTES_PER_TURN:
+            if not self.backlog or size >= ANSWER_BYTES_PER_TURN or self._offloaded is not None:
                 break
             event = self.backlog.popleft()
             if isinstance(event, RequestReceived):
                 answer = self._answer(event)
+            elif isinstance(event, UndecodedRequest):
+                answer = None
+                self._offload(event)
             else:
                 answer = self._violation(event)
                 fatal = fatal or event.fatal
@@ -264,6 +294,9 @@ class _Connection(asyncio.Protocol):
         if fatal:
             self.close()
             return
+        if self._offloaded is not None:
+            self._update_reading()
+            return  # the rest waits for the offloaded answer, in order
         if self.backlog:
             if not self._write_paused:
                 self._schedule_turn()
@@ -293,39 +326,97 @@ class _Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closing or transport.is_closing():
             return
-        stop = self._paused_by_fault or self._write_paused or bool(self.backlog)
+        stop = self._paused_by_fault or self._write_paused or bool(self.backlog) or self._offloaded is not None
         if stop and transport.is_reading():
             transport.pause_reading()
         elif not stop and not transport.is_reading():
             transport.resume_reading()
 
     def _answer(self, event: RequestReceived) -> Optional[bytes]:
+        if not self._faults_let_through(event.message.opcode.name):
+            return None
+        self._log_frame(event)
+        return self._respond(event, self.session.handle(event.message, event.version, event.stream))
+
+    def _faults_let_through(self, opcode: str) -> bool:
+        """Count the request and let the faults act on it; False if it gets no answer."""
         self.requests += 1
-        message = event.message
-        opcode = message.opcode.name
-        if self.server.record_frames:
-            query = None
-            if isinstance(message, Query):
-                query = message.query
-            elif isinstance(message, Execute):
-                prepared = self.server.node.prepared(message.query_id)
-                query = prepared.query if prepared else f"<unknown prepared id {message.query_id.hex()}>"
-            elif isinstance(message, Batch):
-                query = "BATCH"
-            self.activity.add(FrameReceived(
-                self.number, version=event.version, stream=event.stream, opcode=opcode,
-                length=event.length, query=query,
-                startup_options=dict(message.options) if isinstance(message, Startup) else None,
-            ))
+        self.activity.count_request(opcode)
         for fault in self.faults:
             if not fault.request_received(self, opcode, self.requests):
-                return None
-        if self.closing:
-            return None
-        response = self.session.handle(message, event.version, event.stream)
-        if isinstance(message, Startup) and self.session.compression is not None:
+                return False
+        return not self.closing
+
+    def _log_frame(self, event: RequestReceived) -> None:
+        if not self.server.record_frames:
+            return
+        message = event.message
+        query = None
+        if isinstance(message, Query):
+            query = message.query
+        elif isinstance(message, Execute):
+            prepared = self.server.node.prepared(message.query_id)
+            query = prepared.query if prepared else f"<unknown prepared id {message.query_id.hex()}>"
+        elif isinstance(message, Batch):
+            query = "BATCH"
+        self.activity.add(FrameReceived(
+            self.number, version=event.version, stream=event.stream, opcode=message.opcode.name,
+            length=event.length, query=query,
+            startup_options=dict(message.options) if isinstance(message, Startup) else None,
+        ))
+
+    def _respond(self, event: RequestReceived, response: Response) -> bytes:
+        if isinstance(event.message, Startup) and self.session.compression is not None:
             self.cql.negotiate_compression(self.session.compression)
         return self.cql.send(event.stream, response, version=event.version)
+
+    # -- large requests: decoded and answered on the server's worker thread ----------
+    def _offload(self, request: UndecodedRequest) -> None:
+        """Hand a large request to the worker thread; this connection's later
+        requests wait for its answer, every other connection goes on."""
+        try:
+            opcode = Opcode(request.header.opcode).name
+        except ValueError:  # the frame reader refuses unknown opcodes; never here
+            opcode = f"0x{request.header.opcode:02x}"
+        if not self._faults_let_through(opcode):
+            return
+        future = self.server._run_on_worker(self._decode_and_handle, request)
+        self._offloaded = future
+        future.add_done_callback(lambda done: self._guard(self._offload_done, done))
+
+    def _decode_and_handle(self, request: UndecodedRequest) -> Tuple[ConnectionEvent, Optional[Response]]:
+        # On the worker thread: the node's state is locked where it is shared;
+        # this connection's session is not touched by the loop meanwhile.
+        event = request.decode()
+        if not isinstance(event, RequestReceived):
+            return event, None
+        self._log_frame(event)
+        return event, self.session.handle(event.message, event.version, event.stream)
+
+    def _offload_done(self, future: "asyncio.Future[Tuple[ConnectionEvent, Optional[Response]]]") -> None:
+        if future is not self._offloaded:
+            return
+        self._offloaded = None
+        if future.cancelled():
+            return
+        event, response = future.result()  # an exception here is the server's: _guard records it
+        if self.closing or self._lost:
+            return
+        if isinstance(event, ProtocolViolation):
+            self._write(self._violation(event))
+            if event.fatal:
+                self.close()
+                return
+        elif isinstance(event, RequestReceived) and response is not None:
+            self._write(self._respond(event, response))
+        if self.closing:
+            return
+        if self.backlog and not self._write_paused:
+            self._schedule_turn()
+        elif self.tls is not None and self.tls.peer_closed and not self.backlog:
+            self.close()
+            return
+        self._update_reading()
 
     def _violation(self, event: ProtocolViolation) -> bytes:
         error = event.error
@@ -501,10 +592,12 @@ class CQLServer:
         identity: Optional[NodeIdentity] = None,
         node: Optional[Node] = None,
         faults: Sequence[Fault] = (),
-        max_frame_body: int = MAX_FRAME_BODY,
+        max_frame_body: Optional[int] = None,
         handshake_timeout: float = 10.0,
         record_frames: bool = True,
         compression: Sequence[str] = ("lz4",),
+        limits: Optional[Limits] = None,
+        activity: Optional[ActivityLog] = None,
     ) -> None:
         try:
             ipaddress.ip_address(host)
@@ -519,15 +612,29 @@ class CQLServer:
             raise ValueError(f"protocol_versions must be among 3, 4 and 5, got {tuple(protocol_versions)!r}")
         if handshake_timeout <= 0:
             raise ValueError(f"handshake_timeout must be positive, got {handshake_timeout!r}")
+        if limits is not None and not isinstance(limits, Limits):
+            raise TypeError(f"limits must be a fakecql.Limits, got {limits!r}")
+        limits = limits or Limits()
+        if max_frame_body is not None:  # the older keyword, kept: it sets the one limit
+            limits = dataclasses.replace(limits, max_frame_body=max_frame_body)
+        if node is not None and activity is not None and activity is not node.activity:
+            raise ValueError("give the activity log to the Node, or to CQLServer without a node, not both")
         self.tls = tls
         self.host = host
         self.port = port
         self.protocol_versions = versions
-        self.activity = node.activity if node is not None else ActivityLog()
-        self.node = node or Node(identity=identity, auth=auth, activity=self.activity, compression=compression)
+        self.limits = limits
+        cql.set_parse_cache_bytes(limits.parse_cache_bytes)  # the cache is the process's: the last node sets it
+        if node is not None:
+            self.activity = node.activity
+        else:
+            self.activity = activity or ActivityLog(max_entries=limits.log_entries, max_text_bytes=limits.log_text_bytes)
+        self.node = node or Node(
+            identity=identity, auth=auth, activity=self.activity, compression=compression, limits=limits,
+        )
         self.node.set_protocol_versions(versions)
         self.faults = FaultPlan(tuple(faults))
-        self.max_frame_body = max_frame_body
+        self.max_frame_body = limits.max_frame_body
         self.handshake_timeout = handshake_timeout
         self.record_frames = record_frames
         self._ssl_context: Optional[ssl.SSLContext] = tls.server_context() if tls else None
@@ -538,6 +645,8 @@ class CQLServer:
         self._all_closed: Optional[asyncio.Event] = None
         self._conn_numbers = itertools.count(1)
         self._listening: List[socket.socket] = []
+        self._worker: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._on_worker: Set["asyncio.Future[Any]"] = set()
         self._left_tasks: List[str] = []
         self._stopped_loop: Optional[asyncio.AbstractEventLoop] = None
         self._stopped_thread: Optional[threading.Thread] = None
@@ -562,16 +671,22 @@ class CQLServer:
     def check(self) -> None:
         """Raise UnexpectedActivityError listing every incident the test has not taken."""
         incidents = self.activity.incidents()
-        if not incidents:
+        if not incidents and not self.activity.incidents_dropped:
             return
         raise UnexpectedActivityError(self.describe_incidents(incidents))
 
     def describe_incidents(self, incidents: Sequence[Incident]) -> str:
-        lines = [f"fakecql node {self.host}:{self.port} saw {len(incidents)} unexpected thing(s):"]
+        dropped = self.activity.incidents_dropped
+        total = len(incidents) + dropped
+        lines = [f"fakecql node {self.host}:{self.port} saw {total} unexpected thing(s):"]
         for incident in incidents:
             query = getattr(incident, "query", "")
+            if len(query) > QUERY_SHOWN:
+                query = f"{query[:QUERY_SHOWN]}... ({len(query)} characters)"
             lines.append(f"  - [connection {incident.connection}] {type(incident).__name__}: {incident.description}"
                          + (f"\n      query: {query}" if query else ""))
+        if dropped:
+            lines.append(f"  - and {dropped} more, dropped from the log (over its incident bound)")
         primings = self.node.primings()
         if primings:
             lines.append("it was primed with:")
@@ -674,6 +789,8 @@ class CQLServer:
                 found.append(f"listening socket {sock!r} still open")
         if self._server is not None:
             found.append("still listening: stop() was not called")
+        if self._worker is not None:
+            found.append("worker thread pool not shut down")
         return found
 
     def __enter__(self) -> "CQLServer":
@@ -718,6 +835,9 @@ class CQLServer:
         self.node.bind(self.host, self.port)
         self._all_closed = asyncio.Event()
         self._all_closed.set()
+        self._worker = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"fakecql-worker-{self.port}",
+        )
 
     async def _stop(self, timeout: float) -> None:
         server, self._server = self._server, None
@@ -734,6 +854,25 @@ class CQLServer:
                 conn.abort()
             await asyncio.wait_for(self._all_closed.wait(), timeout / 2)
         await asyncio.wait_for(server.wait_closed(), timeout / 2)
+        await self._stop_worker(timeout / 2)
+
+    def _run_on_worker(self, function: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
+        """Run `function` on the server's worker thread; the caller must read the result."""
+        if self._worker is None:
+            raise RuntimeError("the fakecql server is not running")
+        future = asyncio.get_running_loop().run_in_executor(self._worker, function, *args)
+        self._on_worker.add(future)
+        future.add_done_callback(self._on_worker.discard)
+        return future
+
+    async def _stop_worker(self, timeout: float) -> None:
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        running = [f for f in self._on_worker if not f.done()]
+        if running:  # connections are gone; their answers are not wanted, but the thread must end
+            await asyncio.wait(running, timeout=timeout)
+        worker.shutdown(wait=True)
 
     def _track(self, conn: _Connection) -> None:
         self._connections.add(conn)

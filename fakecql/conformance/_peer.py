@@ -26,7 +26,7 @@ import time
 from typing import List, Optional, Sequence
 
 from ..node import Node
-from ..protocol.connection import ProtocolViolation, RequestReceived, ServerConnection
+from ..protocol.connection import ProtocolViolation, RequestReceived, ServerConnection, UndecodedRequest
 from ..protocol.messages import ColumnSpec, Query, Response, RowsMetadata, RowsResult
 from ..protocol.types import BLOB
 from ..tls import TLSEngine
@@ -177,6 +177,8 @@ class LoopbackPeer:
         if not plaintext:
             return
         for event in self.cql.receive_data(plaintext):
+            if isinstance(event, UndecodedRequest):
+                event = event.decode()
             if isinstance(event, ProtocolViolation):
                 raise ConformanceFailure(f"expected well-formed requests from the driver; got {event.message}")
             self._pending.append(event)

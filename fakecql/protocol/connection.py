@@ -3,15 +3,17 @@
 #
 # Strategy (h11's): receive_data() takes whatever plaintext arrived and
 # returns the events it completed: RequestReceived for a good request,
-# ProtocolViolation for bytes that break the protocol. send() encodes a
-# response. This object owns the framing state and nothing else: the
+# ProtocolViolation for bytes that break the protocol, UndecodedRequest for
+# a sound frame too large to decode in passing (the caller decodes it where
+# it costs no one else anything). send() encodes a response. This object owns the framing state and nothing else: the
 # negotiated version (fixed by the first frame in a served version), and the
 # switch to v5 segments once READY or AUTHENTICATE has gone out. What to
 # answer is the node's business (node.py), how bytes move is the server's.
 #
 # Rules: after a fatal violation the connection takes no more input (the
 # caller answers, flushes and closes); a non-fatal one (a bad body in a good
-# frame) is answered on its stream and the connection goes on.
+# frame) is answered on its stream and the connection goes on. Once a
+# version is in use, every error goes out in it, whatever the bad frame said.
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,15 +25,17 @@ from .compression import COMPRESSORS, Lz4
 from .frames import (
     MAX_FRAME_BODY,
     FrameFlag,
+    FrameHeader,
     FrameReader,
     SegmentReader,
     encode_frame,
     encode_segments,
+    incomplete_envelope,
 )
 from .messages import Authenticate, Error, Ready, Request, Response, decode_message
 from .wire import Reader, Writer
 
-__all__ = ["ServerConnection", "RequestReceived", "ProtocolViolation", "ConnectionEvent"]
+__all__ = ["ServerConnection", "RequestReceived", "ProtocolViolation", "UndecodedRequest", "ConnectionEvent"]
 
 DEFAULT_VERSIONS = (3, 4, 5)
 
@@ -63,110 +67,27 @@ class ProtocolViolation:
         return str(self.error)
 
 
-ConnectionEvent = Union[RequestReceived, ProtocolViolation]
+@dataclass(frozen=True)
+class UndecodedRequest:
+    """A sound frame whose body is not decoded yet: large ones are handed out
+    like this (see ServerConnection.decode_later_over) so that the caller can
+    decode them away from its event loop. decode() touches no connection state."""
 
-
-class ServerConnection:
-    """Framing state of one connection, as seen from the node."""
-
-    def __init__(
-        self, *, versions: Sequence[int] = DEFAULT_VERSIONS, max_frame_body: int = MAX_FRAME_BODY
-    ) -> None:
-        if not versions or any(v not in (3, 4, 5) for v in versions):
-            raise ValueError(f"served protocol versions must be among 3, 4 and 5, got {tuple(versions)!r}")
-        self.versions = tuple(sorted(set(versions)))
-        self.version: Optional[int] = None
-        self.segments = False  # v5 framing is on, both ways
-        self.broken = False  # a fatal violation happened: no more input
-        self.max_frame_body = max_frame_body
-        self._frames = FrameReader(versions=self.versions, max_body=max_frame_body)
-        self._segments: Optional[SegmentReader] = None
-        self.compressor: Optional[Lz4] = None  # in force, both ways
-        self._negotiated: Optional[Lz4] = None  # agreed in STARTUP, in force after READY/AUTHENTICATE
+    header: FrameHeader
+    body: bytes
+    compressor: Optional[Lz4]  # the body is compressed with this
+    max_body: int
 
     @property
-    def pending_input(self) -> int:
-        """Bytes received that do not make a whole frame (or segment) yet."""
-        segments = self._segments.buffered if self._segments is not None else 0
-        return self._frames.buffered + segments
+    def stream(self) -> int:
+        return self.header.stream
 
-    def negotiate_compression(self, name: str) -> None:
-        """STARTUP asked for `name` and the node accepted: compress from the next READY/AUTHENTICATE on."""
-        try:
-            self._negotiated = COMPRESSORS[name]
-        except KeyError:
-            raise ValueError(f"unknown compression {name!r}; fakecql knows {sorted(COMPRESSORS)}") from None
-
-    # -- input -----------------------------------------------------------------
-    def receive_data(self, data: bytes) -> List[ConnectionEvent]:
-        if self.broken:
-            return []
-        events: List[ConnectionEvent] = []
-        refused: Optional[RemoteProtocolError] = None
-        if self._segments is not None:
-            self._segments.feed(data)
-            try:
-                # Segment by segment: the frames of the good segments before a
-                # bad one are read first, as if the bad one came in later data.
-                payload = self._segments.next_payload()
-                while payload is not None:
-                    self._frames.feed(payload)
-                    payload = self._segments.next_payload()
-            except RemoteProtocolError as exc:
-                refused = exc
-        else:
-            self._frames.feed(data)
-        while not self.broken:
-            try:
-                frame = self._frames.next_frame()
-            except RemoteProtocolError as exc:
-                events.append(self._violation(exc))
-                continue
-            if frame is None:
-                break
-            events.append(self._decode(frame.header, frame.body))
-        if refused is not None and not self.broken:
-            events.append(self._violation(refused))
-        return events
-
-    def _violation(self, exc: RemoteProtocolError) -> ProtocolViolation:
-        if isinstance(exc, UnsupportedVersionError):
-            version = exc.answer_version
-        else:
-            # A refused first frame is answered in its own (served) version.
-            version = self.version or self._frames.last_version or self.versions[-1]
-        if exc.fatal:
-            self.broken = True
-        return ProtocolViolation(error=exc, stream=exc.stream, version=version, fatal=exc.fatal)
-
-    def _decode(self, header, body: bytes) -> ConnectionEvent:  # type: ignore[no-untyped-def]
-        if self.version is None:
-            self.version = header.version
-        elif header.version != self.version:
-            return self._violation(
-                RemoteProtocolError(
-                    f"invalid message version: got v{header.version} but previous messages "
-                    f"on this connection had version v{self.version}",
-                    stream=header.stream,
-                )
-            )
-        # v5 compresses segments, not envelopes: its envelope flag is
-        # "deprecated and ignored" (v5 spec 2.4.1.2).
-        compressed = bool(header.flags & FrameFlag.COMPRESSION) and header.version < 5
-        if compressed and self.compressor is None:
-            return self._violation(
-                RemoteProtocolError(
-                    f"frame on stream {header.stream} has the compression flag set, but no "
-                    f"compression was negotiated in STARTUP",
-                    stream=header.stream,
-                    fatal=False,
-                )
-            )
+    def decode(self) -> Union[RequestReceived, ProtocolViolation]:
+        header, body = self.header, self.body
         custom_payload = None
         try:
-            if compressed:
-                assert self.compressor is not None
-                body = self.compressor.decompress_body(body, self.max_frame_body)
+            if self.compressor is not None:
+                body = self.compressor.decompress_body(body, self.max_body)
             if header.flags & FrameFlag.CUSTOM_PAYLOAD:
                 if header.version < 4:
                     raise RemoteProtocolError(
@@ -192,6 +113,145 @@ class ServerConnection:
             custom_payload=custom_payload,
             length=header.length,
         )
+
+
+ConnectionEvent = Union[RequestReceived, ProtocolViolation, UndecodedRequest]
+
+
+class ServerConnection:
+    """Framing state of one connection, as seen from the node."""
+
+    def __init__(
+        self,
+        *,
+        versions: Sequence[int] = DEFAULT_VERSIONS,
+        max_frame_body: int = MAX_FRAME_BODY,
+        decode_later_over: Optional[int] = None,
+    ) -> None:
+        """`decode_later_over`: frames with a longer body come out as
+        UndecodedRequest events, for the caller to decode when it likes."""
+        if not versions or any(v not in (3, 4, 5) for v in versions):
+            raise ValueError(f"served protocol versions must be among 3, 4 and 5, got {tuple(versions)!r}")
+        self.versions = tuple(sorted(set(versions)))
+        self.version: Optional[int] = None
+        self.segments = False  # v5 framing is on, both ways
+        self.broken = False  # a fatal violation happened: no more input
+        self.max_frame_body = max_frame_body
+        self.decode_later_over = decode_later_over
+        self._frames = FrameReader(versions=self.versions, max_body=max_frame_body)
+        self._segments: Optional[SegmentReader] = None
+        self.compressor: Optional[Lz4] = None  # in force, both ways
+        self._negotiated: Optional[Lz4] = None  # agreed in STARTUP, in force after READY/AUTHENTICATE
+
+    @property
+    def pending_input(self) -> int:
+        """Bytes received that do not make a whole frame (or segment) yet."""
+        segments = self._segments.buffered if self._segments is not None else 0
+        return self._frames.buffered + segments
+
+    def negotiate_compression(self, name: str) -> None:
+        """STARTUP asked for `name` and the node accepted: compress from the next READY/AUTHENTICATE on."""
+        try:
+            self._negotiated = COMPRESSORS[name]
+        except KeyError:
+            raise ValueError(f"unknown compression {name!r}; fakecql knows {sorted(COMPRESSORS)}") from None
+
+    # -- input -----------------------------------------------------------------
+    def receive_data(self, data: bytes) -> List[ConnectionEvent]:
+        if self.broken:
+            return []
+        events: List[ConnectionEvent] = []
+        if self._segments is None:
+            self._frames.feed(data)
+            self._read_frames(events)
+            return events
+        self._segments.feed(data)
+        # Segment by segment, each one's frames read before the next is
+        # looked at: the frames of the good segments before a bad one are
+        # answered first, as if the bad one came in later data.
+        while not self.broken:
+            try:
+                payload = self._segments.next_payload()
+                if payload is None:
+                    break
+                if self._segments.last_self_contained:
+                    self._check_self_contained(payload)
+            except RemoteProtocolError as exc:
+                events.append(self._violation(exc))
+                break
+            self._frames.feed(payload)
+            self._read_frames(events)
+        return events
+
+    def _read_frames(self, events: List[ConnectionEvent]) -> None:
+        while not self.broken:
+            try:
+                frame = self._frames.next_frame()
+            except RemoteProtocolError as exc:
+                events.append(self._violation(exc))
+                continue
+            if frame is None:
+                return
+            events.append(self._accept(frame.header, frame.body))
+
+    def _check_self_contained(self, payload: bytes) -> None:
+        if self._frames.mid_frame:
+            raise RemoteProtocolError(
+                f"self-contained segment of {len(payload)} bytes arrived while a frame "
+                f"begun in earlier segments was still incomplete"
+            )
+        problem = incomplete_envelope(payload)
+        if problem is not None:
+            raise RemoteProtocolError(
+                f"self-contained segment of {len(payload)} bytes does not hold whole frames: {problem}"
+            )
+
+    def _violation(self, exc: RemoteProtocolError) -> ProtocolViolation:
+        if self.version is not None:
+            # Established: whatever the bad frame said, the client reads this version.
+            version = self.version
+        elif isinstance(exc, UnsupportedVersionError):
+            version = exc.answer_version
+        else:
+            # A refused first frame is answered in its own (served) version.
+            version = self._frames.last_version or self.versions[-1]
+            if version not in self.versions:
+                version = self.versions[-1]
+        if exc.fatal:
+            self.broken = True
+        return ProtocolViolation(error=exc, stream=exc.stream, version=version, fatal=exc.fatal)
+
+    def _accept(self, header: FrameHeader, body: bytes) -> ConnectionEvent:
+        """Check a frame against the connection's state, then decode it (now, or later if large)."""
+        if self.version is None:
+            self.version = header.version
+        elif header.version != self.version:
+            return self._violation(
+                RemoteProtocolError(
+                    f"invalid message version: got v{header.version} but previous messages "
+                    f"on this connection had version v{self.version}",
+                    stream=header.stream,
+                )
+            )
+        # v5 compresses segments, not envelopes: its envelope flag is
+        # "deprecated and ignored" (v5 spec 2.4.1.2).
+        compressed = bool(header.flags & FrameFlag.COMPRESSION) and header.version < 5
+        if compressed and self.compressor is None:
+            return self._violation(
+                RemoteProtocolError(
+                    f"frame on stream {header.stream} has the compression flag set, but no "
+                    f"compression was negotiated in STARTUP",
+                    stream=header.stream,
+                    fatal=False,
+                )
+            )
+        request = UndecodedRequest(
+            header=header, body=body, compressor=self.compressor if compressed else None,
+            max_body=self.max_frame_body,
+        )
+        if self.decode_later_over is not None and header.length > self.decode_later_over:
+            return request
+        return request.decode()
 
     # -- output ----------------------------------------------------------------
     def send(

@@ -35,6 +35,7 @@ __all__ = [
     "MAX_SEGMENT_PAYLOAD",
     "encode_frame",
     "encode_segments",
+    "incomplete_envelope",
     "crc24",
     "crc32",
 ]
@@ -118,6 +119,22 @@ def encode_frame(
     return header.encode() + body
 
 
+def incomplete_envelope(payload: bytes) -> Optional[str]:
+    """Why `payload` is not a run of whole frames (None if it is): a
+    self-contained v5 segment must hold whole envelopes only (v5 spec 2.3)."""
+    offset, size = 0, len(payload)
+    while offset < size:
+        if size - offset < HEADER_SIZE:
+            return f"{size - offset} bytes at offset {offset} are too few for a frame header"
+        length = int.from_bytes(payload[offset + 5 : offset + 9], "big", signed=True)
+        end = offset + HEADER_SIZE + length
+        if length < 0 or end > size:
+            return (f"the frame at offset {offset} declares a body of {length} bytes, "
+                    f"but the segment ends {size - offset - HEADER_SIZE} bytes after its header")
+        offset = end
+    return None
+
+
 def _describe(data: "bytes | bytearray") -> str:
     return data[:HEADER_SIZE].hex(" ")
 
@@ -155,6 +172,11 @@ class FrameReader:
 
     def feed(self, data: bytes) -> None:
         self._buf += data
+
+    @property
+    def mid_frame(self) -> bool:
+        """True while part of a frame is buffered (or being skipped)."""
+        return bool(self._buf) or self._header is not None or self._discard > 0
 
     def take_buffer(self) -> bytes:
         """Remove and return the bytes not yet parsed (framing switches to segments)."""
@@ -322,6 +344,8 @@ class SegmentReader:
         self._buf = bytearray()
         self.compressor = compressor
         self._header_size = 3 if compressor is None else 5
+        self.last_self_contained = False  # the flag of the segment next_payload() returned last
+        self._header: Optional[int] = None  # of the segment being read, once its CRC24 is checked
 
     @property
     def buffered(self) -> int:
@@ -333,18 +357,22 @@ class SegmentReader:
     def next_payload(self) -> Optional[bytes]:
         """The payload of the next whole segment, or None if more bytes are needed."""
         size = self._header_size
-        if len(self._buf) < size + 3:
-            return None
-        header = int.from_bytes(self._buf[0:size], "little")
-        expected = crc24(header, size)
-        received = int.from_bytes(self._buf[size : size + 3], "little")
-        if received != expected:
-            raise RemoteProtocolError(
-                f"segment header CRC24 mismatch: header {bytes(self._buf[0:size]).hex()} has "
-                f"CRC 0x{received:06x}, expected 0x{expected:06x}"
-            )
+        header = self._header
+        if header is None:  # checked once per segment, however its bytes arrive
+            if len(self._buf) < size + 3:
+                return None
+            header = int.from_bytes(self._buf[0:size], "little")
+            expected = crc24(header, size)
+            received = int.from_bytes(self._buf[size : size + 3], "little")
+            if received != expected:
+                raise RemoteProtocolError(
+                    f"segment header CRC24 mismatch: header {bytes(self._buf[0:size]).hex()} has "
+                    f"CRC 0x{received:06x}, expected 0x{expected:06x}"
+                )
+            self._header = header
         length = header & MAX_SEGMENT_PAYLOAD
         uncompressed = (header >> 17) & MAX_SEGMENT_PAYLOAD if self.compressor is not None else 0
+        self_contained = bool(header >> (17 if self.compressor is None else 34) & 1)
         start = size + 3
         end = start + length + 4
         if len(self._buf) < end:
@@ -353,6 +381,7 @@ class SegmentReader:
         received = int.from_bytes(self._buf[start + length : end], "little")
         expected = crc32(payload)
         del self._buf[:end]
+        self._header = None
         if received != expected:
             raise RemoteProtocolError(
                 f"segment payload CRC32 mismatch on {length} bytes: got 0x{received:08x}, "
@@ -361,6 +390,7 @@ class SegmentReader:
         if uncompressed:
             assert self.compressor is not None
             payload = self.compressor.decompress_raw(payload, uncompressed)
+        self.last_self_contained = self_contained
         return payload
 
     def payloads(self) -> List[bytes]:

@@ -578,6 +578,27 @@ class SetType(CqlType):
         ]
 
 
+# Python's hash of an int, a UUID or an address is no secret: a client can send
+# map keys that all hash alike, and a dict of them costs quadratic time (65535
+# such keys: minutes). No real client sends more than a few alike by chance.
+MAX_KEYS_OF_ONE_HASH = 64
+
+
+def _refuse_colliding_keys(keys: Sequence[Any], what: str) -> None:
+    if len(keys) <= MAX_KEYS_OF_ONE_HASH:
+        return
+    alike: Dict[int, List[Any]] = {}  # hash -> its distinct keys (a key sent twice is no attack)
+    for key in keys:
+        same = alike.setdefault(hash(key), [])
+        if key not in same:  # at most MAX_KEYS_OF_ONE_HASH comparisons
+            same.append(key)
+            if len(same) > MAX_KEYS_OF_ONE_HASH:
+                raise RemoteProtocolError(
+                    f"garbage in a {what} value: more than {MAX_KEYS_OF_ONE_HASH} of its {len(keys)} "
+                    f"keys have one hash value (a dict of them takes quadratic time)"
+                )
+
+
 @dataclass(**_dataclass_opts)
 class MapType(CqlType):
     key: CqlType
@@ -616,12 +637,15 @@ class MapType(CqlType):
                     f"garbage in a {self.cql_name} value: {count} entries declared, "
                     f"{reader.remaining} bytes follow"
                 )
-            out: Dict[Any, Any] = {}
-            for i in range(count):
-                k = _no_null(reader.nullable_bytes(f"{self.cql_name} key {i}"), self.cql_name)
-                v = _no_null(reader.nullable_bytes(f"{self.cql_name} value {i}"), self.cql_name)
-                out[_hashable(self.key.deserialize(k))] = self.value.deserialize(v)
+            name = self.cql_name
+            pairs = []
+            for _ in range(count):
+                k = _no_null(reader.nullable_bytes(f"{name} key"), name)
+                v = _no_null(reader.nullable_bytes(f"{name} value"), name)
+                pairs.append((_hashable(self.key.deserialize(k)), self.value.deserialize(v)))
             reader.expect_end()
+            _refuse_colliding_keys([k for k, _ in pairs], name)
+            out: Dict[Any, Any] = dict(pairs)
         except RemoteProtocolError as exc:
             raise RemoteProtocolError(str(exc), fatal=False) from None
         return out
@@ -797,6 +821,9 @@ def write_type_option(out: Writer, cql_type: CqlType) -> None:
 _TOKEN = re.compile(r"\s*(?:(<|>|,)|'([^']*)'|([A-Za-z_][A-Za-z0-9_.]*)|\"((?:[^\"]|\"\")*)\")")
 
 
+_ONLY_SPACE = re.compile(r"\s*\Z")
+
+
 def parse_type(text: str, *, user_types: Optional[Mapping[str, UserType]] = None) -> CqlType:
     """Parse a CQL type name as written in CQL and in system_schema.
 
@@ -806,7 +833,7 @@ def parse_type(text: str, *, user_types: Optional[Mapping[str, UserType]] = None
     tokens: List[Tuple[int, str, str]] = []
     pos = 0
     while pos < len(text):
-        if text[pos:].strip() == "":
+        if _ONLY_SPACE.match(text, pos):  # not text[pos:].strip(): a copy per token
             break
         match = _TOKEN.match(text, pos)
         if not match:

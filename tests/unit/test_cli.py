@@ -24,15 +24,20 @@ import threading
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import trustme
 
 import fakecql
 import fakecql.cli as cli
-from fakecql import CQLServer, NodeIdentity
+from fakecql import CQLServer, NodeIdentity, ProtocolIncident, ServerException, UnexpectedRequest
+from fakecql.limits import Limits
+from fakecql.protocol.frames import encode_frame
+from fakecql.protocol.messages import Error, Query
 
+from ..rawcql import RawClient
 from ..serve_process import TIMEOUT, ServeProcess
 
 RELEASE_VERSION = NodeIdentity().release_version
@@ -153,6 +158,32 @@ BAD_FLAGS = [
     ("tls-min-above-max", ["serve", "--tls", "--tls-min", "1.3", "--tls-max", "1.2"],
      ["--tls-min 1.3 is above --tls-max 1.2"]),
     ("tls-version-unknown", ["serve", "--tls", "--tls-min", "1.1"], ["--tls-min", "'1.2' or '1.3'", "'1.1'"]),
+    ("certs-dir-missing-parent", ["serve", "--tls", "--certs-dir", "/nonexistent/x"],
+     ["--certs-dir /nonexistent/x: /nonexistent does not exist (serve creates the folder DIR, not its parents)"]),
+    ("certs-dir-missing-parent-relative", ["serve", "--tls", "--certs-dir", "a/b"],
+     ["--certs-dir a/b: ", "/a does not exist"]),
+    ("max-frame-body-decimal-unit", ["serve", "--max-frame-body", "16MB"],
+     ["argument --max-frame-body: expected a size in bytes such as 1048576, 512KiB, 16MiB or 1GiB, got '16MB' "
+      "(decimal units are ambiguous: use KiB, MiB or GiB)"]),
+    ("max-frame-body-zero", ["serve", "--max-frame-body", "0KiB"],
+     ["argument --max-frame-body: must be at least 1 byte, got '0KiB'"]),
+    ("max-query-bytes-words", ["serve", "--max-query-bytes", "lots"], ["argument --max-query-bytes:", "got 'lots'"]),
+    ("max-query-bytes-above-frame", ["serve", "--max-query-bytes", "2MiB", "--max-frame-body", "1MiB"],
+     ["--max-query-bytes 2MiB is above --max-frame-body 1MiB"]),
+    ("max-frame-body-below-default-query", ["serve", "--max-frame-body", "1000"],
+     ["--max-query-bytes 1MiB (the default) is above --max-frame-body 1000"]),
+    ("prepared-cache-negative", ["serve", "--prepared-cache-bytes", "-5"],
+     ["argument --prepared-cache-bytes: expected a size in bytes", "got '-5'"]),
+    ("prepared-cache-unbounded", ["serve", "--prepared-cache-bytes", "unbounded"],
+     ["argument --prepared-cache-bytes:", "got 'unbounded'"]),
+    ("log-entries-zero", ["serve", "--log-entries", "0"],
+     ["argument --log-entries: expected a number of entries (1 or more) or 'unbounded', got '0'"]),
+    ("log-entries-size", ["serve", "--log-entries", "1KiB"], ["argument --log-entries:", "got '1KiB'"]),
+    ("log-text-bytes-zero", ["serve", "--log-text-bytes", "0"],
+     ["argument --log-text-bytes: must be at least 1 byte or 'unbounded', got '0'"]),
+    ("log-text-bytes-unit", ["serve", "--log-text-bytes", "64 megabytes"],
+     ["argument --log-text-bytes: expected a size in bytes such as 1048576, 512KiB, 16MiB or 1GiB, "
+      "or 'unbounded', got '64 megabytes'"]),
     ("unknown-flag", ["serve", "--bogus"], ["fakecql serve: error: unrecognized arguments: --bogus"]),
     ("unknown-command", ["frobnicate"], ["invalid choice: 'frobnicate'"]),
     ("no-command", [], ["the following arguments are required: COMMAND"]),
@@ -171,6 +202,7 @@ def test_bad_flags_give_one_error_line_and_status_2(argv, fragments, capsys, tmp
     assert out == ""
     assert_one_error_line(err, *fragments)
     assert list(tmp_path.iterdir()) == []
+    assert not Path("/nonexistent").exists()
 
 
 def test_usage_errors_of_serve_show_serve_usage(capsys):
@@ -183,8 +215,10 @@ def test_usage_errors_of_serve_show_serve_usage(capsys):
 @pytest.mark.parametrize("argv, fragments", [
     (["serve", "--port", "70000"], ["port must be in 0-65535"]),
     (["serve", "--tls", "--tls-min", "1.3", "--tls-max", "1.2"], ["--tls-min 1.3 is above --tls-max 1.2"]),
+    (["serve", "--tls", "--certs-dir", "/nonexistent/x"], ["--certs-dir /nonexistent/x: /nonexistent does not exist"]),
+    (["serve", "--max-frame-body", "1MB"], ["argument --max-frame-body:", "use KiB, MiB or GiB"]),
     ([], ["the following arguments are required: COMMAND"]),
-], ids=["bad-port", "tls-min-above-max", "no-command"])
+], ids=["bad-port", "tls-min-above-max", "certs-dir-missing-parent", "max-frame-body-decimal", "no-command"])
 def test_bad_flags_by_subprocess(argv, fragments):
     result = run_cli(*argv)
     assert result.returncode == 2
@@ -196,8 +230,10 @@ def test_help_lists_every_serve_flag(capsys):
     assert cli.main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
     for flag in ("--host", "--port", "--tls", "--mtls", "--certs-dir", "--auth", "--protocol-versions",
-                 "--tls-min", "--tls-max"):
+                 "--tls-min", "--tls-max", "--no-frame-log", "--max-frame-body", "--max-query-bytes",
+                 "--prepared-cache-bytes", "--log-entries", "--log-text-bytes", "--verbose"):
         assert flag in out
+    assert "512KiB, 16MiB, 1GiB" in " ".join(out.split())  # what BYTES may be
 
 
 def test_help_by_subprocess():
@@ -331,7 +367,20 @@ def test_unwritable_certs_dir_names_it(tmp_path, capsys):
 # Serving in-process: main() returns 0 when told to stop
 # --------------------------------------------------------------------------
 
-def test_serve_in_process(capsys, tmp_path, monkeypatch):
+@dataclass
+class Served:
+    status: int
+    out: str
+    err: str
+    server: CQLServer
+    answer: object  # what the client returned, or the exception it raised
+    handler: object  # the SIGINT handler in place while serving
+
+
+def serve_in_process(argv: List[str], client: Callable[[CQLServer], object], capsys, monkeypatch) -> Served:
+    """cli.main(["serve", *argv]) in this thread (signal handlers need the main thread) while
+    `client(server)` runs in another; then the client's thread does what SIGINT does (calls
+    the handler serve installed). The signal handlers are restored either way."""
     started = threading.Event()
     servers: List[CQLServer] = []
 
@@ -343,17 +392,14 @@ def test_serve_in_process(capsys, tmp_path, monkeypatch):
             return self
 
     monkeypatch.setattr(cli, "CQLServer", RecordingServer)
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     answers: List[object] = []
     handlers: List[object] = []
 
-    def client() -> None:
-        # Runs while main() serves: connect, then do what SIGINT does (call the handler serve installed).
+    def run_client() -> None:
         if not started.wait(TIMEOUT):
             return
         try:
-            [ca_pem] = tmp_path.glob("fakecql-certs-*/ca.pem")
-            answers.append(options_exchange("127.0.0.1", servers[0].port, context=client_tls(ca_pem)))
+            answers.append(client(servers[0]))
         except Exception as exc:
             answers.append(exc)
         finally:
@@ -363,27 +409,171 @@ def test_serve_in_process(capsys, tmp_path, monkeypatch):
                 handler(signal.SIGINT, None)
 
     previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    thread = threading.Thread(target=client)
+    thread = threading.Thread(target=run_client)
     thread.start()
     try:
-        status = cli.main(["serve", "--tls", "--port", "0", "--protocol-versions", "4"])
+        status = cli.main(["serve", "--port", "0", *argv])
     finally:
-        if not started.is_set():
-            started.set()  # nothing to connect to: let the client end
+        started.set()  # if serve never started: nothing to connect to, let the client end
         thread.join(TIMEOUT)
-
+    assert not thread.is_alive()
     out, err = capsys.readouterr()
-    assert status == 0, err
-    assert err == ""
-    assert len(answers) == 1 and not isinstance(answers[0], Exception), answers
-    assert len(handlers) == 1 and handlers[0] not in previous  # serve's own handler was in place
-    assert_supported(answers[0])  # type: ignore[arg-type]
-    lines = out.splitlines()
-    assert lines[0] == f"listening on 127.0.0.1:{servers[0].port} (tls)"
-    assert lines[-1] == "stopped"
+    assert status == 0 and servers, err
+    assert len(answers) == 1 and len(handlers) == 1, (answers, err)
     assert not servers[0].running
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == previous
+    assert handlers[0] not in previous  # serve's own handler was in place
+    return Served(status, out, err, servers[0], answers[0], handlers[0])
+
+
+def test_serve_in_process(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+
+    def client(server: CQLServer) -> object:
+        [ca_pem] = tmp_path.glob("fakecql-certs-*/ca.pem")
+        return options_exchange("127.0.0.1", server.port, context=client_tls(ca_pem))
+
+    served = serve_in_process(["--tls", "--protocol-versions", "4"], client, capsys, monkeypatch)
+
+    assert served.err == ""
+    assert_supported(served.answer)  # type: ignore[arg-type]
+    lines = served.out.splitlines()
+    assert lines[0] == f"listening on 127.0.0.1:{served.server.port} (tls)"
+    assert lines[-1] == "stopped"
     assert list(tmp_path.iterdir()) == []  # the temporary certificates are removed
+
+
+# --------------------------------------------------------------------------
+# Incidents as they happen, the summary at exit, the limits flags
+# --------------------------------------------------------------------------
+
+UPDATE = "UPDATE app.users SET name = 'ada' WHERE id = 1"
+UNKNOWN_OPCODE = encode_frame(4, 3, 0x42, b"", is_response=False)
+
+
+def provoke_two_incidents(server: CQLServer) -> None:
+    """An unprimed UPDATE (UnexpectedRequest) and a frame with an unknown opcode (ProtocolIncident)."""
+    with RawClient(server.address, timeout=TIMEOUT) as client:
+        client.start()
+        client.request(Query(query=UPDATE), stream=1)  # answered as the node sees fit, and logged
+        client.send_raw(UNKNOWN_OPCODE)
+        assert isinstance(client.read()[1], Error)
+
+
+def summary_of(out: str) -> List[str]:
+    lines = out.splitlines()
+    return lines[lines.index("summary:"):]
+
+
+def test_serve_prints_each_incident_and_a_summary(capsys, monkeypatch):
+    def client(server: CQLServer) -> object:
+        provoke_two_incidents(server)
+        with RawClient(server.address, timeout=TIMEOUT) as other:
+            other.start()
+            other.request(Query(query="SELECT release_version FROM system.local"), stream=2)
+        return server.activity.counters()
+
+    served = serve_in_process(["--log-entries", "3"], client, capsys, monkeypatch)
+
+    [unexpected, malformed] = served.err.splitlines()
+    assert unexpected.startswith("incident [connection 1] UnexpectedRequest: no priming matches")
+    assert unexpected.endswith(f"; query: {UPDATE}")
+    assert malformed == ("incident [connection 1] ProtocolIncident: unknown opcode 0x42 in frame header "
+                         "(version 4, stream 3, length 0)")
+    counters = served.server.activity.counters()
+    assert counters.entries_dropped == counters.entries - 3 > 0  # --log-entries reached the log
+    assert summary_of(served.out) == [
+        "summary:",
+        "  connections: 2",
+        "  requests: 6 (OPTIONS 2, QUERY 2, STARTUP 2)",
+        "  incidents: 2 (ProtocolIncident 1, UnexpectedRequest 1)",
+        f"  dropped from the activity log: {counters.entries_dropped} entries "
+        f"({counters.text_bytes_dropped} chars of query text), 0 incidents",
+        "stopped",
+    ]
+    served.server.activity.take_incidents()
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
+def test_server_exception_is_one_line_and_its_traceback_with_verbose(verbose, capsys, monkeypatch):
+    def client(server: CQLServer) -> object:
+        def explode() -> None:
+            raise KeyError("boom in a callback")
+
+        assert server._loop is not None
+        server._loop.call_soon_threadsafe(explode)
+        return server.activity.wait_for(lambda e: isinstance(e, ServerException), timeout=TIMEOUT)
+
+    served = serve_in_process(["-v"] if verbose else [], client, capsys, monkeypatch)
+
+    lines = served.err.splitlines()
+    assert lines[0] == "incident [node] ServerException: KeyError: 'boom in a callback'"
+    if verbose:
+        assert lines[1] == "    Traceback (most recent call last):"
+        assert any("in explode" in line for line in lines)
+        assert lines[-1] == "    KeyError: 'boom in a callback'"
+        assert all(line.startswith("    ") for line in lines[1:])
+    else:
+        assert len(lines) == 1
+    assert "  incidents: 1 (ServerException 1)" in summary_of(served.out)
+    served.server.activity.take_incidents()
+
+
+def test_limit_flags_reach_the_node_and_its_log(capsys, monkeypatch):
+    served = serve_in_process(
+        ["--max-frame-body", "2MiB", "--max-query-bytes", "512KiB", "--prepared-cache-bytes", "1048577",
+         "--log-entries", "unbounded", "--log-text-bytes", "1GiB"],
+        lambda server: None, capsys, monkeypatch,
+    )
+
+    assert served.server.limits == Limits(max_frame_body=2 * 1024 ** 2, max_query_text=512 * 1024,
+                                          prepared_cache_bytes=1048577, log_entries=None,
+                                          log_text_bytes=1024 ** 3)
+    assert (served.server.activity.max_entries, served.server.activity.max_text_bytes) == (None, 1024 ** 3)
+
+
+def test_without_limit_flags_the_node_has_the_default_limits(capsys, monkeypatch):
+    served = serve_in_process([], lambda server: None, capsys, monkeypatch)
+
+    assert served.server.limits == Limits()
+    assert (served.server.activity.max_entries, served.server.activity.max_text_bytes) == (
+        Limits().log_entries, Limits().log_text_bytes)
+    assert summary_of(served.out) == [
+        "summary:", "  connections: 0", "  requests: 0", "  incidents: 0",
+        "  dropped from the activity log: 0 entries (0 chars of query text), 0 incidents", "stopped",
+    ]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1", 1), ("1048576", 1048576), ("512KiB", 512 * 1024), ("16MiB", 16 * 1024 ** 2), ("1GiB", 1024 ** 3),
+    ("16 MiB", 16 * 1024 ** 2), ("16mib", 16 * 1024 ** 2), ("100B", 100),
+])
+def test_sizes(text, expected):
+    assert cli._size(text) == expected
+
+
+def test_certs_dir_is_created_when_its_parent_exists(tmp_path, capsys, monkeypatch):
+    served = serve_in_process(["--tls", "--certs-dir", str(tmp_path / "certs")], lambda server: None,
+                              capsys, monkeypatch)
+    assert f"certificates in {tmp_path / 'certs'}" in served.out
+    assert (tmp_path / "certs" / "ca.pem").exists()
+
+
+def test_certs_dir_whose_parent_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("not a directory")
+    assert cli.main(["serve", "--tls", "--certs-dir", str(tmp_path / "a-file" / "certs")]) == 2
+    assert_one_error_line(capsys.readouterr().err, f"{tmp_path / 'a-file'} is not a folder")
+
+
+def test_incident_line_is_one_line_and_shortens_the_query():
+    query = "UPDATE t SET v = '\n\x1b[31m' WHERE k = 1" + " AND z = 1" * 30
+    line = cli.incident_line(UnexpectedRequest(3, description="no priming matches\nsecond line", query=query))
+    assert "\n" not in line
+    shown = " ".join(query.split()).replace("\x1b", "\\x1b")[:100]  # the newline as a space, ESC escaped
+    assert shown.startswith("UPDATE t SET v = ' \\x1b[31m' WHERE k = 1 AND z = 1")
+    assert line == (f"incident [connection 3] UnexpectedRequest: no priming matches; query: "
+                    f"{shown}... ({len(query)} chars)")
+    assert cli.incident_line(ProtocolIncident(0, description="bad")) == "incident [node] ProtocolIncident: bad"
 
 
 # --------------------------------------------------------------------------
@@ -552,3 +742,52 @@ def test_no_key_material_in_any_output(tmp_path, capsys):
     target.write_text("not a directory")
     assert cli.main(["serve", "--mtls", "--port", "0", "--certs-dir", str(target)]) == 2
     assert "PRIVATE KEY" not in "".join(capsys.readouterr())
+
+
+def test_serve_prints_incidents_as_they_happen_and_a_summary_by_subprocess():
+    with ServeProcess("--log-entries", "4") as served:
+        served.wait_listening()
+        with RawClient((served.host, served.port), timeout=TIMEOUT) as client:
+            client.start()
+            client.request(Query(query=UPDATE), stream=1)
+            # While the node serves, not at exit: the line is there before the next request.
+            line = served.err.next_line(time.monotonic() + TIMEOUT)
+            assert line is not None and line.startswith("incident [connection 1] UnexpectedRequest: ")
+            assert line.endswith(f"; query: {UPDATE}")
+            client.send_raw(UNKNOWN_OPCODE)
+            client.read()
+            line = served.err.next_line(time.monotonic() + TIMEOUT)
+            assert line == ("incident [connection 1] ProtocolIncident: unknown opcode 0x42 in frame header "
+                            "(version 4, stream 3, length 0)")
+        status, out, err = served.stop(signal.SIGTERM)
+
+    assert status == 0, err
+    assert len(err) == 2
+    summary = out[out.index("summary:"):]
+    assert summary[:4] == ["summary:", "  connections: 1", "  requests: 3 (OPTIONS 1, QUERY 1, STARTUP 1)",
+                           "  incidents: 2 (ProtocolIncident 1, UnexpectedRequest 1)"]
+    assert re.fullmatch(r"  dropped from the activity log: [1-9]\d* entries \(\d+ chars of query text\), 0 incidents",
+                        summary[4]), summary
+    assert summary[5:] == ["stopped"]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/PYPI.md"])
+def test_the_docs_name_every_limit_flag_with_its_default(doc):
+    text = (Path(__file__).resolve().parents[2] / doc).read_text()
+    defaults = Limits()
+    for flag, name, *_ in cli._LIMIT_FLAGS:
+        default = getattr(defaults, name)
+        shown = str(default) if name == "log_entries" else cli._format_size(default)
+        assert f"| `{flag} " in text and f"| `{shown}` |" in text, (flag, shown)
+
+
+def test_incident_line_of_a_server_exception_is_the_exception_line():
+    try:
+        raise KeyError("boom")
+    except KeyError as exc:
+        raised = exc
+    traceback_text = "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\nKeyError: 'boom'"
+    with_exception = ServerException(2, description=traceback_text, exception=raised)
+    without = ServerException(2, description=traceback_text)
+    assert cli.incident_line(with_exception) == "incident [connection 2] ServerException: KeyError: 'boom'"
+    assert cli.incident_line(without) == "incident [connection 2] ServerException: KeyError: 'boom'"

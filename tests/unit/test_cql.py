@@ -3,14 +3,21 @@
 # python drivers send while they connect (cassandra/cluster.py
 # ControlConnection, cassandra/metadata.py, cassandra/client_routes.py) and on
 # the literals and markers tests write, and what comes back as Unrecognized,
-# with its verb and bind marker count.
+# with its verb and bind marker count; then parse_query's cache and the
+# SizedCache behind it (fakecql/caches.py). How long these take is
+# tests/unit/test_linear_parsers.py's business.
 #
 # Rules: every row states the whole expected value (a Statement compares
 # field by field), never a fragment of it.
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+
+from fakecql import cql
+from fakecql.caches import SizedCache, text_bytes
 from fakecql.cql import (
     Condition,
     Insert,
@@ -22,7 +29,9 @@ from fakecql.cql import (
     Use,
     count_markers,
     normalize_query,
+    parse_query,
     parse_statement,
+    set_parse_cache_bytes,
 )
 
 
@@ -87,6 +96,23 @@ NORMALIZE = [
     ("suffix-inside-string-kept", "SELECT * FROM t WHERE k = 'ALLOW FILTERING'",
      "SELECT * FROM t WHERE k = 'ALLOW FILTERING'"),
     ("empty", "   ", ""),
+    ("timeout-space-before-unit", "SELECT * FROM t USING TIMEOUT 5 ms", "SELECT * FROM t"),
+    ("timeout-space-before-compound", "SELECT * FROM t USING TIMEOUT 5 1h30m", "SELECT * FROM t"),
+    ("timeout-ending-in-digits-kept", "SELECT * FROM t USING TIMEOUT 1h30", "SELECT * FROM t USING TIMEOUT 1h30"),
+    ("timeout-split-compound-kept", "SELECT * FROM t USING TIMEOUT 1h 30m", "SELECT * FROM t USING TIMEOUT 1h 30m"),
+    ("timeouts-repeated", "SELECT * FROM t USING TIMEOUT 1s USING TIMEOUT 2ms ; ;", "SELECT * FROM t"),
+    ("suffixes-in-any-order", "SELECT * FROM t; BYPASS CACHE ; ALLOW FILTERING USING TIMEOUT 1mo;",
+     "SELECT * FROM t"),
+    ("suffix-needs-a-space-before", "SELECT * FROM t;USING TIMEOUT 5", "SELECT * FROM t;USING TIMEOUT 5"),
+    ("suffix-alone-kept", "ALLOW FILTERING", "ALLOW FILTERING"),
+    ("only-suffix-words-after-a-string", "SELECT * FROM t WHERE k = 'x' ALLOW FILTERING",
+     "SELECT * FROM t WHERE k = 'x'"),
+    ("unicode-whitespace", "SELECT\u00a0*\u2003FROM\u3000t", "SELECT * FROM t"),
+    ("nul-beside-strings", "SELECT  '\0  a'  \0  'b  '", "SELECT '\0  a' \0 'b  '"),
+    ("unterminated-string-kept-to-the-end", "SELECT * FROM t WHERE k = 'a  b  c",
+     "SELECT * FROM t WHERE k = 'a  b  c"),
+    ("unterminated-name-kept-to-the-end", 'SELECT "a  b', 'SELECT "a  b'),
+    ("suffix-after-unterminated-string", "SELECT 'a  ALLOW FILTERING", "SELECT 'a"),
 ]
 
 
@@ -277,6 +303,11 @@ REASONS = [
     ("trailing", "SELECT * FROM t LIMIT 1 garbage", "unexpected 'garbage' after the statement"),
     ("if-not-exists", "INSERT INTO t (k) VALUES (1) IF NOT EXISTS", "INSERT ... IF NOT EXISTS"),
     ("bad-char", "SELECT * FROM t WHERE k = 'x", "unexpected character \"'x\" at 26"),
+    ("unterminated-after-escape", "SELECT * FROM t WHERE k = 'a''", "unexpected character \"'a''\" at 26"),
+    ("bad-char-after-the-statement", "SELECT * FROM t WHERE k = 1 @", "unexpected character '@' at 28"),
+    ("lone-bang", "SELECT * FROM t WHERE k ! 1", "unexpected character '! 1' at 24"),
+    ("quoted-name-shaped-like-a-uuid", 'SELECT * FROM t WHERE k = "abcdefg-abcd-abcd-abcd-abcdefghijk"',
+     'expected a value, got \'"abcdefg-abcd-abcd-abcd-abcdefghijk"\''),
 ]
 
 
@@ -292,9 +323,201 @@ COUNTS = [
     ("in-string-ignored", "UPDATE t SET a = '?:x' WHERE k = ?", 1),
     ("in-quoted-name-ignored", 'SELECT "?" FROM t WHERE k = ?', 1),
     ("untokenizable", "SELECT * FROM t WHERE k = 'open ?", 0),
+    # An unterminated quote is a syntax error for a real node: the markers
+    # before it count, what follows it is inside it.
+    ("before-unterminated-string", "UPDATE t SET a = ? WHERE k = 'open ? :x", 1),
+    ("before-unterminated-name", 'UPDATE t SET a = :a WHERE "open = ?', 1),
+    ("escaped-quote-in-string", "UPDATE t SET a = 'it''s ?' WHERE k = ?", 1),
+    ("dollar-string-ignored", "UPDATE t SET a = $$ it's ? $ $$ WHERE k = ?", 1),
+    ("unterminated-dollar-string", "UPDATE t SET a = ? WHERE k = $$ ?", 1),
+    ("characters-no-token-starts", "UPDATE t SET a = ? @ b = :b", 2),
+    ("colon-alone-is-no-marker", "UPDATE t SET m = {'a': ?}", 1),
+    ("colon-before-a-name", "UPDATE t SET m = {'a':b}", 1),
+    ("named-after-name", "SELECT * FROM t WHERE k=:k AND c=:c", 2),
 ]
 
 
 @pytest.mark.parametrize("text, expected", rows(COUNTS))
 def test_count_markers(text, expected):
     assert count_markers(text) == expected
+
+
+def test_unrecognized_counts_markers_before_an_unterminated_quote():
+    assert parse_statement("UPDATE t SET a = ? WHERE k = 'open") == Unrecognized(
+        "UPDATE", 1, "unexpected character \"'open\" at 29"
+    )
+
+
+# ---- parse_query and its cache -----------------------------------------------
+
+
+@pytest.fixture
+def parse_cache():
+    """cql.parse_cache emptied, and its bound back to what it was after the test."""
+    bound = cql.parse_cache.max_bytes
+    cql.parse_cache.clear()
+    yield cql.parse_cache
+    set_parse_cache_bytes(bound)
+    cql.parse_cache.clear()
+
+
+def test_parse_query_normalizes_then_parses(parse_cache):
+    text = "SELECT  k FROM t WHERE k = ?  USING TIMEOUT 1s ;"
+    assert parse_query(text) == ("SELECT k FROM t WHERE k = ?",
+                                 Select(None, "t", cols("k"), (eq("k", Marker(0)),), markers=1))
+
+
+def test_parse_query_answers_a_repeated_text_from_its_cache(parse_cache):
+    first = parse_query("SELECT * FROM t")
+    assert parse_query("SELECT * FROM t") is first
+    assert len(parse_cache) == 1
+
+
+def test_parse_query_does_not_keep_long_texts(parse_cache):
+    text = "SELECT * FROM t WHERE k = '" + "a" * (64 * 1024) + "'"
+    assert parse_query(text) == parse_query(text)
+    assert len(parse_cache) == 0
+
+
+def test_parse_cache_is_bounded_in_bytes(parse_cache):
+    set_parse_cache_bytes(4096)
+    for i in range(100):
+        parse_query(f"SELECT * FROM t WHERE k = {i}")
+    assert 0 < len(parse_cache) < 100
+    assert parse_cache.bytes_held <= 4096
+    assert parse_cache.evictions == 100 - len(parse_cache)
+    assert "SELECT * FROM t WHERE k = 99" in parse_cache  # the newest stay
+
+
+def test_parse_cache_of_zero_bytes_keeps_nothing(parse_cache):
+    set_parse_cache_bytes(0)
+    assert parse_query("SELECT * FROM t") == ("SELECT * FROM t", Select(None, "t", star()))
+    assert len(parse_cache) == 0
+
+
+def test_parse_cache_counts_what_a_statement_holds(parse_cache):
+    """A long IN list costs more as objects than as text."""
+    short, listed = "SELECT * FROM t WHERE k = 1", "SELECT * FROM t WHERE k IN (" + ", ".join("1" * 100) + ")"
+    parse_query(short)
+    short_cost = parse_cache.bytes_held
+    parse_query(listed)
+    assert parse_cache.bytes_held - short_cost > 2 * len(listed) + 100 * 32
+
+
+def test_set_parse_cache_bytes_evicts_at_once(parse_cache):
+    for i in range(10):
+        parse_query(f"SELECT * FROM t WHERE k = {i}")
+    set_parse_cache_bytes(1)
+    assert len(parse_cache) == 0
+
+
+# ---- SizedCache ----------------------------------------------------------------
+
+
+def test_sized_cache_keeps_and_returns():
+    cache = SizedCache(1000, entry_overhead=0)
+    assert cache.put("a", "xyz")
+    assert (cache.get("a"), cache.get("b"), cache.get("b", "default")) == ("xyz", None, "default")
+    assert (len(cache), cache.bytes_held, "a" in cache, "b" in cache) == (1, 3, True, False)
+
+
+def test_sized_cache_evicts_the_least_recently_used_past_its_bytes():
+    cache = SizedCache(30, entry_overhead=0)
+    for key in "abc":
+        cache.put(key, "x" * 10)
+    cache.get("a")  # now b is the least recently used
+    cache.put("d", "x" * 10)
+    assert (sorted(k for k in "abcd" if k in cache), cache.bytes_held, cache.evictions) == (["a", "c", "d"], 30, 1)
+
+
+def test_sized_cache_counts_the_overhead_of_each_entry():
+    cache = SizedCache(1000, entry_overhead=100)
+    for i in range(20):
+        cache.put(i, "")
+    assert (len(cache), cache.bytes_held, cache.evictions) == (10, 1000, 10)
+
+
+def test_sized_cache_bounds_the_entry_count_too():
+    cache = SizedCache(10**6, max_entries=3)
+    for i in range(5):
+        cache.put(i, "v")
+    assert ([i for i in range(5) if i in cache], cache.evictions) == ([2, 3, 4], 2)
+
+
+def test_sized_cache_takes_the_size_given_or_measures_the_value():
+    cache = SizedCache(10**6, size=lambda value: value["n"], entry_overhead=1)
+    cache.put("measured", {"n": 40})
+    cache.put("given", {"n": 40}, size=7)
+    assert cache.bytes_held == 41 + 8
+
+
+def test_sized_cache_refuses_an_entry_over_its_whole_budget_and_drops_the_older_one():
+    cache = SizedCache(100, entry_overhead=0)
+    cache.put("a", "old")
+    cache.put("b", "kept")
+    assert not cache.put("a", "x" * 101)
+    assert ("a" in cache, cache.get("b"), cache.bytes_held, cache.evictions) == (False, "kept", 4, 0)
+
+
+def test_sized_cache_replacing_an_entry_recounts_its_bytes():
+    cache = SizedCache(100, entry_overhead=0)
+    cache.put("a", "x" * 60)
+    cache.put("a", "x" * 70)
+    assert (cache.get("a"), cache.bytes_held, cache.evictions) == ("x" * 70, 70, 0)
+
+
+def test_sized_cache_pop_clear_and_resize():
+    cache = SizedCache(100, entry_overhead=0)
+    for key in "abcd":
+        cache.put(key, "x" * 10)
+    assert (cache.pop("a"), cache.pop("a"), cache.bytes_held) == ("x" * 10, None, 30)
+    cache.resize(15)
+    assert ([k for k in "abcd" if k in cache], cache.bytes_held, cache.evictions, cache.max_bytes) == (["d"], 10, 2, 15)
+    cache.clear()
+    assert (len(cache), cache.bytes_held, cache.evictions) == (0, 0, 2)
+
+
+@pytest.mark.parametrize("arguments", [
+    pytest.param({"max_bytes": -1}, id="negative-bytes"),
+    pytest.param({"max_bytes": 1.5}, id="float-bytes"),
+    pytest.param({"max_bytes": True}, id="bool-bytes"),
+    pytest.param({"max_bytes": 10, "max_entries": -1}, id="negative-entries"),
+    pytest.param({"max_bytes": 10, "entry_overhead": -1}, id="negative-overhead"),
+])
+def test_sized_cache_refuses_bounds_that_are_no_bounds(arguments):
+    with pytest.raises(ValueError, match="must be"):
+        SizedCache(**arguments)
+
+
+def test_sized_cache_refuses_a_negative_size():
+    with pytest.raises(ValueError, match="size must be >= 0"):
+        SizedCache(100).put("a", "v", size=-300)
+
+
+def test_sized_cache_stays_within_its_bounds_under_threads():
+    cache = SizedCache(5000, entry_overhead=10)
+
+    def churn(offset):
+        for i in range(2000):
+            cache.put(offset + i % 300, "x" * (i % 50))
+            cache.get(offset + (i * 7) % 300)
+            if i % 11 == 0:
+                cache.pop(offset + (i * 3) % 300)
+
+    threads = [threading.Thread(target=churn, args=(n * 1000,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    held = sum(10 + len(cache.get(k) or "") for k in range(4000) if k in cache)
+    assert cache.bytes_held == held <= 5000
+
+
+@pytest.mark.parametrize("text, expected", [
+    pytest.param("", 0, id="empty"),
+    pytest.param("abc", 3, id="ascii"),
+    pytest.param("\u00e9\u20ac\U0001f600", 2 + 3 + 4, id="two-three-four-bytes"),
+    pytest.param("\udc80", 3, id="lone-surrogate"),
+])
+def test_text_bytes_is_the_utf8_length(text, expected):
+    assert text_bytes(text) == expected

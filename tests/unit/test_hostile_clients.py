@@ -26,6 +26,7 @@ import pytest
 
 from fakecql import (
     ConnectionClosed,
+    Limits,
     ConnectionOpened,
     FrameReceived,
     HandshakeCompleted,
@@ -179,7 +180,7 @@ def _framing_verdict(garbage: bytes) -> Tuple[int, bool]:
     after OPTIONS and STARTUP: (how many violations, is one fatal). The shell must
     then answer each, and close exactly when one is fatal; a random header may
     instead declare a body longer than what follows, which the node waits for."""
-    framing = ServerConnection()
+    framing = ServerConnection(max_frame_body=Limits().max_frame_body)  # the node's default limit
     framing.receive_data(request_frame(Options()) + request_frame(STARTUP))
     events = framing.receive_data(garbage)
     assert all(isinstance(e, ProtocolViolation) for e in events), events  # no random valid request
@@ -365,7 +366,7 @@ def _header(length: int, *, opcode: int = 0x07, stream: int = 3, flags: int = 0)
 
 @pytest.mark.parametrize("transport", ["tls", "plain"])
 @pytest.mark.parametrize("declared, limit, expected", [
-    (0x7FFFFFFF, None, "frame body length 2147483647 exceeds the limit of 268435456 bytes"),
+    (0x7FFFFFFF, None, "frame body length 2147483647 exceeds the limit of 16777216 bytes"),
     (1024 * 1024, 64 * 1024, "frame body length 1048576 exceeds the limit of 65536 bytes"),
 ], ids=["int32-max", "over-a-lowered-limit"])
 def test_frame_length_over_the_limit(transport, declared, limit, expected, cql_server_factory, cql_ca):
@@ -389,7 +390,7 @@ def test_frame_length_over_the_limit(transport, declared, limit, expected, cql_s
 
 @pytest.mark.parametrize("transport", ["tls", "plain"])
 def test_huge_frame_within_the_limit_is_not_allocated_up_front(transport, cql_server_factory, cql_ca):
-    """A header declaring 200 MiB (allowed) and 1 KiB of body, then a stall: the
+    """A header declaring 15 MiB (allowed) and 1 KiB of body, then a stall: the
     node holds only what arrived, keeps serving others, and when the client gives
     up it logs the incomplete frame. Nothing to answer: the frame never came."""
     server = cql_server_factory(tls=transport == "tls")
@@ -399,7 +400,7 @@ def test_huge_frame_within_the_limit_is_not_allocated_up_front(transport, cql_se
         with RawClient(server.address, ssl_context=ctx) as client:
             client.start()
             number = _number(server, client.sock)
-            client.send_raw(_header(200 * 1024 * 1024) + b"x" * 1024)
+            client.send_raw(_header(15 * 1024 * 1024) + b"x" * 1024)
             sockname = client.sock.getsockname()
             _wait_until(lambda: _in_loop(server, lambda: _node_side(server, sockname).cql.pending_input) >= 9 + 1024,
                         "the node read the partial frame")

@@ -40,7 +40,7 @@ MALFORMED = [
     ("response-bit-on-request", encode_frame(4, 3, 0x05, b"", is_response=True),
      "bad version byte 0x84", True),
     ("length-over-limit", struct.pack(">BBhBi", 4, 0, 3, 0x07, 300 * 1024 * 1024),
-     "frame body length 314572800 exceeds the limit of 268435456 bytes", True),
+     "frame body length 314572800 exceeds the limit of 16777216 bytes", True),
     ("negative-length", struct.pack(">BBhBi", 4, 0, 3, 0x07, -5),
      "negative body length -5", True),
     ("truncated-body", encode_frame(4, 3, 0x07, struct.pack(">i", 100) + b"SELECT", is_response=False),

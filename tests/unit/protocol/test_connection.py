@@ -403,3 +403,96 @@ def test_served_versions_are_checked():
     with pytest.raises(ValueError) as info:
         ServerConnection(versions=(2, 3))
     assert "served protocol versions must be among 3, 4 and 5, got (2, 3)" in str(info.value)
+
+
+# Once a version is in use, every answer is in it: a client reads only its
+# own version's headers, whatever version byte a bad frame carried.
+@pytest.mark.parametrize(
+    "bad_frame, stream",
+    [
+        ("01 00 05 05 00000000", 5),  # a v1 header (1-byte stream)
+        ("02 00 05 05 00000000", 5),  # v2
+        ("06 00 0005 05 00000000", 5),  # v6
+        ("42 00 0005 05 00000000", 5),  # DSE v2
+    ],
+    ids=["v1", "v2", "v6", "dse-v2"],
+)
+def test_unsupported_version_on_an_established_connection_is_answered_in_its_version(bad_frame, stream):
+    conn = ServerConnection()
+    conn.receive_data(h("04 00 0001 05 00000000"))
+    (event,) = conn.receive_data(h(bad_frame))
+    assert event.fatal and event.version == 4
+    body = error_body(event.message)
+    assert conn.error_frame(event) == h(f"84 00 {stream:04x} 00") + struct.pack(">i", len(body)) + body
+
+
+def _compressed_segment(payload: bytes) -> bytes:
+    """A segment in the compressed format, its payload sent as is (uncompressed length 0)."""
+    header = (len(payload) | (1 << 34)).to_bytes(5, "little")
+    return header + crc24_by_bits(header).to_bytes(3, "little") + payload + crc32_by_bits(payload).to_bytes(4, "little")
+
+
+def test_old_version_frame_with_the_compression_flag_inside_compressed_v5_segments():
+    from fakecql.protocol.compression import Lz4
+    from fakecql.protocol.frames import FrameReader, SegmentReader
+
+    conn = ServerConnection()
+    conn.receive_data(h("05 00 0001 01 00000028" "0002 000b" + a("CQL_VERSION") + "0005" + a("3.0.0")
+                        + "000b" + a("COMPRESSION") + "0003" + a("lz4")))
+    conn.negotiate_compression("lz4")
+    conn.send(1, Ready())
+    # A v3 QUERY with v3's compression flag, in a compressed-format segment.
+    (event,) = conn.receive_data(_compressed_segment(h("03 01 0009 07 00000004 00000000")))
+    assert event.message == "invalid message version: got v3 but previous messages on this connection had version v5"
+    assert event.fatal and event.version == 5
+    segments = SegmentReader(Lz4())
+    segments.feed(conn.error_frame(event))
+    frames = FrameReader(versions=(5,), expect_response=True)
+    frames.feed(b"".join(segments.payloads()))
+    frame = frames.next_frame()
+    assert frame is not None
+    assert (frame.header.version, frame.header.flags, frame.header.stream) == (5, 0, 9)  # no v4 compression flag
+    assert error_body(event.message) == frame.body
+
+
+def test_self_contained_segment_holding_part_of_a_frame_is_fatal():
+    conn = _v5_ready()
+    conn.send(1, Ready())
+    frame = h("05 00 0003 07 0000000b" + Q_BODY_V5)
+    (event,) = conn.receive_data(segment(frame[:12]))  # flagged self-contained, holds 12 of 20 bytes
+    assert isinstance(event, ProtocolViolation) and event.fatal and conn.broken
+    assert event.message == (
+        "self-contained segment of 12 bytes does not hold whole frames: the frame at offset 0 "
+        "declares a body of 11 bytes, but the segment ends 3 bytes after its header"
+    )
+
+
+def test_self_contained_segment_after_the_start_of_a_split_frame_is_fatal():
+    conn = _v5_ready()
+    conn.send(1, Ready())
+    frame = h("05 00 0003 07 0000000b" + Q_BODY_V5)
+    data = segment(frame[:12], self_contained=False) + segment(h("05 00 0002 05 00000000"))
+    (event,) = conn.receive_data(data)
+    assert event.fatal
+    assert "arrived while a frame begun in earlier segments was still incomplete" in event.message
+
+
+def test_self_contained_segment_with_a_trailing_scrap_is_fatal():
+    conn = _v5_ready()
+    conn.send(1, Ready())
+    (event,) = conn.receive_data(segment(h("05 00 0002 05 00000000" "05 00")))
+    assert event.fatal
+    assert event.message.endswith("2 bytes at offset 9 are too few for a frame header")
+
+
+def test_large_frames_come_out_undecoded_and_decode_alike():
+    from fakecql.protocol.connection import UndecodedRequest
+
+    small, large = ServerConnection(), ServerConnection(decode_later_over=2)
+    data = h("04 00 0001 05 00000000" "04 00 0002 07 00000008" + Q_BODY_V4 + "04 00 0003 07 00000003 000000")
+    eager, lazy = small.receive_data(data), large.receive_data(data)
+    assert lazy[0] == eager[0]  # OPTIONS: a body of 0 bytes is decoded at once
+    assert all(isinstance(e, UndecodedRequest) for e in lazy[1:]) and len(lazy) == 3
+    decoded = [e.decode() for e in lazy[1:]]
+    assert decoded[0] == eager[1] == RequestReceived(stream=2, version=4, message=Q, length=8)
+    assert (decoded[1].stream, decoded[1].fatal, decoded[1].message) == (3, False, eager[2].message)  # a bad body
