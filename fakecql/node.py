@@ -24,7 +24,6 @@ from __future__ import annotations
 import decimal
 import hashlib
 import ipaddress
-import itertools
 import math
 import re
 import threading
@@ -44,11 +43,12 @@ from typing import (
     Union,
 )
 
-from . import cql
+from . import cql, uninterpreted
 from .activity import ActivityLog, ProtocolIncident, UnexpectedRequest
 from .caches import SizedCache, text_bytes
 from .limits import Limits
 from .protocol.compression import COMPRESSORS
+from .protocol.elements import collection_over
 from .protocol.errors import ErrorCode
 from .protocol.messages import (
     AuthResponse,
@@ -80,7 +80,6 @@ from .protocol.messages import (
 from .protocol.types import (
     BIGINT,
     BLOB,
-    BOOLEAN,
     INT,
     CqlType,
     ListType,
@@ -577,25 +576,7 @@ class NodeSession:
         """The answer a real node gives a statement of this shape, logged as unexpected."""
         verb = getattr(statement, "verb", "")
         reason = getattr(statement, "reason", "") or f"{verb or 'an empty statement'} is not interpreted by fakecql"
-        shape = _UNINTERPRETED.get(verb)
-        response: Response
-        if shape in ("write", "batch") and _CONDITIONAL.search(_without_quoted(normalized)):
-            answer, response = "[applied] = true", _applied(normalized, keyspace)
-        elif shape in ("write", "batch", "schema", "access"):
-            answer, response = "VOID", VoidResult()
-        elif shape == "read":
-            message = (
-                f"fakecql does not interpret this {verb} ({reason}); "
-                f"prime its answer with when_query(...).then_rows(...)"
-            )
-            answer, response = "InvalidRequest", Error(code=ErrorCode.INVALID, message=message)
-        else:
-            shown = normalized.split(" ", 1)[0][:40] if normalized else "<EOF>"
-            message = (
-                f"line 1:0 no viable alternative at input '{shown}': fakecql does not interpret it "
-                f"({reason}); if a real node accepts it, prime its answer with when_query(...)"
-            )
-            answer, response = "SyntaxError", Error(code=ErrorCode.SYNTAX_ERROR, message=message)
+        answer, response = uninterpreted.answer(verb, reason, normalized, keyspace)
         self._unexpected(
             normalized, f"no priming matches and fakecql does not interpret it ({reason}); answered {answer}"
         )
@@ -957,7 +938,13 @@ def _term_value(term: cql.Term, cql_type: CqlType, values: Sequence[Any], max_el
 
 def _decode(cql_type: CqlType, raw: bytes, max_elements: int, what: str, where: str = "") -> Any:
     """A bound value decoded as `cql_type`; its collections' sizes are checked first."""
-    _check_elements(cql_type, raw, max_elements, what + where)
+    over = collection_over(cql_type, raw, max_elements)
+    if over is not None:
+        name, count = over
+        raise _InvalidRequest(
+            f"Invalid value for {what + where}: a {name} of {count} elements is over the node's "
+            f"limit of {max_elements} (Limits.max_collection_elements)"
+        )
     try:
         return cql_type.deserialize(raw)
     except Exception as exc:
@@ -1051,121 +1038,6 @@ def _over_limit(text: str, limit: int) -> bool:
     if len(text) * 4 <= limit:
         return False
     return text_bytes(text) > limit
-
-
-def _holds_collection(cql_type: CqlType) -> bool:
-    if isinstance(cql_type, (ListType, SetType, MapType)):
-        return True
-    if isinstance(cql_type, TupleType):
-        return any(_holds_collection(t) for t in cql_type.elements)
-    if isinstance(cql_type, UserType):
-        return any(_holds_collection(t) for _, t in cql_type.fields)
-    return False
-
-
-def _check_elements(cql_type: CqlType, raw: bytes, limit: int, what: str) -> None:
-    """Refuse a value holding a collection (at any depth) of more than `limit`
-    elements, from the counts on the wire, before any element is decoded.
-
-    Only counts and lengths are read. The walk stops where the bytes are
-    malformed: deserialize() then refuses them there or before, so it never
-    decodes a collection the walk did not count."""
-    if _holds_collection(cql_type):
-        _walk_value(cql_type, memoryview(raw), 0, len(raw), limit, what)
-
-
-def _walk_value(cql_type: CqlType, data: memoryview, pos: int, end: int, limit: int, what: str) -> bool:
-    """Check the value in data[pos:end]; False where its bytes are malformed."""
-    items: Iterable[CqlType]
-    if isinstance(cql_type, (ListType, SetType, MapType)):
-        if end - pos < 4:
-            return False
-        count = int.from_bytes(data[pos : pos + 4], "big", signed=True)
-        if count > limit:
-            raise _InvalidRequest(
-                f"Invalid value for {what}: a {cql_type.cql_name} of {count} elements is over the node's "
-                f"limit of {limit} (Limits.max_collection_elements)"
-            )
-        each = (cql_type.key, cql_type.value) if isinstance(cql_type, MapType) else (cql_type.element,)
-        if count < 0 or not any(_holds_collection(t) for t in each):
-            return True
-        items = itertools.chain.from_iterable(itertools.repeat(each, count))  # count <= limit
-        pos += 4
-    elif isinstance(cql_type, (TupleType, UserType)):
-        items = cql_type.elements if isinstance(cql_type, TupleType) else tuple(t for _, t in cql_type.fields)
-    else:
-        return True
-    for item_type in items:
-        if pos == end and isinstance(cql_type, (TupleType, UserType)):
-            return True  # trailing fields may be left out
-        if end - pos < 4:
-            return False
-        size = int.from_bytes(data[pos : pos + 4], "big", signed=True)
-        pos += 4
-        if size < 0:
-            continue  # null
-        if size > end - pos or not _walk_value(item_type, data, pos, pos + size, limit, what):
-            return False
-        pos += size
-    return True
-
-
-# -- statements fakecql does not interpret -------------------------------------------
-
-# What a real node answers a statement, by its first word: writes, batches,
-# access control and schema changes succeed (VOID); reads return rows fakecql
-# cannot make up (an InvalidRequest saying so); anything else does not parse
-# (a SyntaxError). Schema changes get VOID, not the SCHEMA_CHANGE a real node
-# sends: fakecql's schema did not change, and a SCHEMA_CHANGE makes drivers
-# refresh their metadata from system_schema (which would not show the change)
-# and wait for schema agreement; VOID is an answer every driver takes for any
-# statement. A test that needs the real one primes it:
-# when_query(...).then(SchemaChangeResult(...)).
-_UNINTERPRETED: Mapping[str, str] = {
-    "INSERT": "write", "UPDATE": "write", "DELETE": "write", "TRUNCATE": "write", "BEGIN": "batch",
-    "CREATE": "schema", "ALTER": "schema", "DROP": "schema",
-    "GRANT": "access", "REVOKE": "access",
-    "SELECT": "read", "LIST": "read", "DESCRIBE": "read", "DESC": "read",
-}
-# A lightweight transaction (INSERT ... IF NOT EXISTS, UPDATE/DELETE ... IF ...):
-# a real node answers a row whose first column is [applied].
-_CONDITIONAL = re.compile(r"\bIF\b", re.IGNORECASE)
-# Linear on any client text: the loops are unrolled (no alternation inside a
-# repetition), and a constant left open runs to the end of the text instead
-# of being retried from every later quote.
-_STRINGS = r"""'[^']*(?:''[^']*)*'?|\$\$[^$]*(?:\$(?!\$)[^$]*)*(?:\$\$)?"""
-_QUOTED = re.compile(_STRINGS + r'|"[^"]*(?:""[^"]*)*"?')
-_STRING = re.compile(_STRINGS)
-_NAME_PART = r"""("[^"]+(?:""[^"]*)*"|\w+)"""
-# Anchored at the statement's start (match(), not search()), past a BEGIN BATCH.
-_TARGET = re.compile(
-    r"(?:BEGIN\s+(?:UNLOGGED\s+|COUNTER\s+)?BATCH\s+(?:USING\s+TIMESTAMP\s+-?\d+\s+)?)?"
-    rf"(?:INSERT\s+INTO|UPDATE|DELETE\b[^;]*?\bFROM)\s+{_NAME_PART}(?:\s*\.\s*{_NAME_PART})?",
-    re.IGNORECASE,
-)
-
-
-def _without_quoted(text: str, names: bool = True) -> str:
-    """The text with its string constants (and quoted names, unless names=False) emptied."""
-    return (_QUOTED if names else _STRING).sub("''", text)
-
-
-def _unquoted(token: str) -> str:
-    return token[1:-1].replace('""', '"') if token.startswith('"') else token.lower()
-
-
-def _applied(normalized: str, keyspace: Optional[str]) -> RowsResult:
-    """A conditional write's answer when its condition held: [applied] = true,
-    in the columns of the table it writes (the first one, in a batch)."""
-    table = "unknown"
-    match = _TARGET.match(_without_quoted(normalized, names=False))
-    if match:
-        if match.group(2):
-            keyspace, table = _unquoted(match.group(1)), _unquoted(match.group(2))
-        else:
-            table = _unquoted(match.group(1))
-    spec = ColumnSpec(keyspace=keyspace or "fakecql", table=table, name="[applied]", type=BOOLEAN)
-    return RowsResult(metadata=RowsMetadata(columns=(spec,)), rows=((BOOLEAN.serialize(True),),))
 
 
 # Tables drivers read to learn what a node has, and whose absence they handle
