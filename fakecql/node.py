@@ -197,9 +197,11 @@ class Priming:
         self.answer: Optional[_PrimedAnswer] = None
 
     def matches(self, normalized_query: str) -> bool:
-        if self.answer is None or (self.times is not None and self.matched >= self.times):
-            return False
-        return bool(self._match(normalized_query))
+        return self.matches_again() and bool(self._match(normalized_query))
+
+    def matches_again(self) -> bool:
+        """Whether it has an answer and answers still (`times` not used up)."""
+        return self.answer is not None and (self.times is None or self.matched < self.times)
 
     def then_rows(
         self,
@@ -366,13 +368,20 @@ class Node:
 
     # -- answering ---------------------------------------------------------------
     def _primed(self, normalized: str, *, count: bool = True) -> Optional[Priming]:
-        """The latest priming that answers this query (counted as used unless count=False)."""
+        """The latest priming that answers this query (counted as used unless count=False).
+
+        The test's matchers run outside the lock: a slow one on the worker
+        thread (a large request) must not hold the loop's requests."""
         with self._lock:
-            for priming in self._primings:
-                if priming.matches(normalized):
+            primings = list(self._primings)
+        for priming in primings:
+            if priming.matches(normalized):
+                with self._lock:
+                    if not priming.matches_again():  # used up meanwhile by another connection
+                        continue
                     if count:
                         priming.matched += 1
-                    return priming
+                return priming
         return None
 
     def _local_row(self) -> Dict[str, Any]:

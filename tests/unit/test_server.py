@@ -12,7 +12,9 @@ import threading
 import pytest
 
 from fakecql import (
+    ActivityLog,
     CQLServer,
+    Limits,
     ProtocolIncident,
     ServerException,
     TLSConfig,
@@ -241,3 +243,75 @@ def test_leftovers_after_stop(cql_ca):
     server.stop()
     client.close()
     assert server.leftovers() == []
+
+
+# -- large requests, answered on the worker thread -----------------------------------
+
+LARGE = "SELECT key FROM system.local" + " " * 100  # over offload_over=64 below
+
+
+def test_large_request_waits_on_the_worker_and_nobody_else_does(cql_server_factory):
+    """While the worker thread is busy with one connection's large request, the
+    node answers other connections, and that connection's next request waits
+    for its answer (answers keep their order)."""
+    server = cql_server_factory(tls=False, limits=Limits(offload_over=64))
+    entered, release = threading.Event(), threading.Event()
+
+    def blocking(query: str) -> bool:
+        if query.startswith("SELECT key FROM system.local") and threading.current_thread().name.startswith("fakecql-worker"):
+            entered.set()
+            assert release.wait(10)
+        return False
+
+    server.when_query(blocking).then_void()
+    with RawClient(server.address) as bystander, RawClient(server.address) as client:
+        bystander.start()
+        client.start()
+        client.send(Query(query=LARGE), stream=3)
+        client.send(Options(), stream=4)  # small: on the loop, but after stream 3's answer
+        assert entered.wait(10)
+        assert isinstance(bystander.request(Query(query="SELECT key FROM system.local"), stream=2), RowsResult)
+        release.set()
+        first, second = client.read_frame(), client.read_frame()
+        assert (first.header.stream, second.header.stream) == (3, 4)
+
+
+def test_exception_on_the_worker_thread_surfaces(cql_server_factory):
+    server = cql_server_factory(tls=False, limits=Limits(offload_over=64))
+
+    def matcher(query: str) -> bool:
+        raise ValueError("boom on the worker thread")
+
+    server.when_query(matcher).then_void()
+    with RawClient(server.address) as bystander, RawClient(server.address) as client:
+        bystander.start()
+        client.start()
+        client.send(Query(query=LARGE), stream=3)
+        assert client.closed_by_peer()
+        assert isinstance(bystander.request(Options(), stream=2), Supported)
+    incidents = server.activity.take_incidents()
+    assert [type(i) for i in incidents] == [ServerException]
+    assert "ValueError: boom on the worker thread" in incidents[0].description
+
+
+def test_stop_waits_for_the_worker_and_leaves_no_thread(cql_ca):
+    before = {t.name for t in threading.enumerate()}
+    server = CQLServer(limits=Limits(offload_over=64)).start()
+    with RawClient(server.address) as client:
+        client.start()
+        assert isinstance(client.request(Query(query=LARGE), stream=3), RowsResult)
+    server.stop()
+    assert server.leftovers() == []
+    assert {t.name for t in threading.enumerate()} == before
+
+
+def test_dropped_incidents_still_fail_the_check(cql_server_factory):
+    server = cql_server_factory(tls=False, activity=ActivityLog(max_incidents=1))
+    with RawClient(server.address) as client:
+        client.start()
+        for stream in (5, 6, 7):
+            client.request(Query(query="UPDATE ks.t SET v = 1 WHERE k = 2"), stream=stream)
+    with pytest.raises(UnexpectedActivityError, match="and 2 more, dropped from the log"):
+        server.check()
+    assert len(server.activity.take_incidents()) == 1
+    server.check()
