@@ -14,9 +14,10 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 LISTENING = re.compile(r"^listening on (?:\[(?P<h6>[0-9a-f:]+)\]|(?P<h4>[0-9.]+)):(?P<port>\d+)")
 
@@ -83,7 +84,21 @@ class NodeProcess:
             raise RuntimeError(f"the node did not start: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}")
         self.host = match["h4"] or match["h6"]
         self.port = int(match["port"])
+        # Drained from now on: a node that prints much (an incident line per
+        # unexpected request) must never block on a full pipe.
+        self.stdout_lines: List[str] = []
+        self.stderr_lines: List[str] = []
+        self.drains = [threading.Thread(target=self._drain, args=(stream, sink), daemon=True)
+                       for stream, sink in ((self.proc.stdout, self.stdout_lines),
+                                            (self.proc.stderr, self.stderr_lines))]
+        for thread in self.drains:
+            thread.start()
         return self
+
+    @staticmethod
+    def _drain(stream: object, sink: List[str]) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            sink.append(line.rstrip("\n"))
 
     def __exit__(self, *exc_info: object) -> None:
         self.proc.terminate()
@@ -92,10 +107,20 @@ class NodeProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+        for thread in self.drains:
+            thread.join(10)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
         self.certs.cleanup()
+
+    def peak_rss_bytes(self) -> int:
+        """The node's peak resident memory (VmHWM)."""
+        with open(f"/proc/{self.proc.pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return 0
 
     def cpu_seconds(self) -> float:
         """CPU time the node process has used so far (Linux)."""

@@ -379,47 +379,6 @@ class LagMonitor(threading.Thread):
         return max((lag for woke, lag in list(self.lags) if start <= woke <= end), default=0.0) * 1000
 
 
-class Node(NodeProcess):
-    """NodeProcess with its output drained (a node that writes a lot must not block)."""
-
-    def __enter__(self) -> "Node":
-        super().__enter__()
-        self.stdout_lines: List[str] = []
-        self.stderr_lines: List[str] = []
-        self._drains = [threading.Thread(target=self._drain, args=(stream, sink), daemon=True)
-                        for stream, sink in ((self.proc.stdout, self.stdout_lines),
-                                             (self.proc.stderr, self.stderr_lines))]
-        for thread in self._drains:
-            thread.start()
-        return self
-
-    @staticmethod
-    def _drain(stream: object, sink: List[str]) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            sink.append(line.rstrip("\n"))
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        for thread in self._drains:
-            thread.join(10)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-        self.certs.cleanup()
-
-    def peak_rss_bytes(self) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
-
 def serve_flags(wanted: Dict[str, str]) -> Tuple[List[str], List[str]]:
     """(flags to pass, flags `serve --help` does not list) of `wanted`."""
     listed = subprocess.run([sys.executable, "-m", "fakecql", "serve", "--help"], capture_output=True,
@@ -441,7 +400,7 @@ def _mib(n: int) -> str:
 def run_attack(attack: Attack, tls: bool, limits: Limits, flags: Sequence[str], answer_timeout: float) -> Dict[str, str]:
     """One attack on a fresh node: its figures, as table cells."""
     row = {"transport": "TLS" if tls else "plain", "attack": attack.name}
-    with Node(*(["--tls"] if tls else []), *flags) as node:
+    with NodeProcess(*(["--tls"] if tls else []), *flags) as node:
         context = ssl.create_default_context(cafile=node.ca_pem) if tls else None
         bystander = Bystander(node.host, node.port, context)
         bystander.start()
@@ -490,7 +449,7 @@ def run_attack(attack: Attack, tls: bool, limits: Limits, flags: Sequence[str], 
     return row
 
 
-def _attack(wire: Wire, payload: bytes, attack: Attack, node: Node) -> str:
+def _attack(wire: Wire, payload: bytes, attack: Attack, node: NodeProcess) -> str:
     """Send the payload; the node's answer in a few words (or what happened instead)."""
     if not payload:
         time.sleep(1.0)

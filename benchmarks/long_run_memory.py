@@ -37,8 +37,8 @@ from typing import Counter, Deque, Dict, List, Optional, Sequence, TextIO, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks._common import HEADER, machine, request_frame, table  # noqa: E402
-from benchmarks.bystander import Node, serve_flags  # noqa: E402
+from benchmarks._common import HEADER, NodeProcess, machine, request_frame, table  # noqa: E402
+from benchmarks.bystander import serve_flags  # noqa: E402
 from fakecql.protocol.messages import Execute, Prepare, Query, QueryParameters, decode_message  # noqa: E402
 
 MiB = 1024 * 1024
@@ -298,7 +298,7 @@ def collect(requests: int = DEFAULT_REQUESTS, connections: int = 4, window: int 
         flags, missing = serve_flags({"--prepared-cache-bytes": str(prepared_cache_bytes)})
         if missing:
             say(f"(serve does not list {missing[0]}: the node keeps its default prepared-statement cache)")
-    with Node("--tls", *flags) as node:
+    with NodeProcess("--tls", *flags) as node:
         context = ssl.create_default_context(cafile=node.ca_pem)
         time.sleep(0.3)
         rss_start = node.rss_bytes()
@@ -369,7 +369,7 @@ def collect(requests: int = DEFAULT_REQUESTS, connections: int = 4, window: int 
             "figure": f"{_mib(rss_final)} ({_mib(rss_peak)})", "target": f"≤ {ceiling_mib:g} MiB"}
 
 
-def _stop(node: Node) -> Tuple[List[str], str]:
+def _stop(node: NodeProcess) -> Tuple[List[str], str]:
     """SIGTERM the node; (what it printed from then on, a sentence saying what happened)."""
     if node.proc.poll() is not None:
         return node.stderr_lines[-20:], f"serve had already exited (status {node.proc.returncode}); its last stderr:"
@@ -379,7 +379,7 @@ def _stop(node: Node) -> Tuple[List[str], str]:
         code = node.proc.wait(60)
     except subprocess.TimeoutExpired:
         return [], "serve did not exit within 60 s of SIGTERM"
-    for thread in node._drains:
+    for thread in node.drains:
         thread.join(10)
     out, err = node.stdout_lines[out_before:], node.stderr_lines[err_before:]
     if not out and not err:
