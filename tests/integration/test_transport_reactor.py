@@ -162,7 +162,10 @@ def test_asyncio_over_tls_connects(reactor, cql_server, cql_ca, cluster_factory)
     started = time.monotonic()
     session = cluster.connect()
     assert session.execute("SELECT release_version FROM system.local").one().release_version == "4.0.11"
-    assert time.monotonic() - started < 2
+    # A hang (the seed's bug) fails connect() itself, by its 2 s timeouts; this
+    # bound only says it did not get there by retrying forever (one retry on a
+    # loaded machine is allowed: a 2.4 s stall was seen once in CI on py39).
+    assert time.monotonic() - started < 6
 
 
 def _stock_asyncio_on_plain_tcp() -> Any:
