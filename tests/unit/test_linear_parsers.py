@@ -17,10 +17,8 @@
 # (time.process_time: other pytest-xdist workers on the same cores do not
 # count), garbage collection is off while timing, each figure is the
 # minimum of several runs, and small inputs are repeated until one run is
-# long enough to measure. A parser found super-linear in a file this suite
-# does not own is an xfail(strict=True) naming the file and the function,
-# next to a control that passes: the mark goes once the parser is fixed
-# (the test then XPASSes, which fails).
+# long enough to measure. Every parser here is fakecql's own: one found
+# super-linear is fixed, never marked xfail.
 from __future__ import annotations
 
 import dataclasses
