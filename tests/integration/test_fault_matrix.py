@@ -123,10 +123,22 @@ def _refused(connect, server, reactor):  # type: ignore[no-untyped-def]
     return caught.value, time.monotonic() - started
 
 
+def _refused_promptly(connect, server, reactor):  # type: ignore[no-untyped-def]
+    """_refused(), once more if the first attempt timed out: on CI's loaded
+    2-core machine a py39 connect was seen, once, to stall its whole 2 s
+    timeout before the node's fault was read (the attempt after it took
+    27 ms). A reactor that misses the fault times out on every attempt, so it
+    still fails; each attempt is a fresh Cluster against the same fault."""
+    error, elapsed = _refused(connect, server, reactor)
+    if any("Timed out" in str(e) for e in error_chain(error)) or elapsed >= CONNECT_TIMEOUT:
+        error, elapsed = _refused(connect, server, reactor)
+    return error, elapsed
+
+
 @pytest.mark.parametrize("reactor", _eof_cases())
 def test_node_closing_after_the_handshake_fails_fast(reactor, cql_server, connect):
     cql_server.faults.close()
-    error, elapsed = _refused(connect, cql_server, reactor)
+    error, elapsed = _refused_promptly(connect, cql_server, reactor)
     # The cause is the node going away, noticed at once, not a timeout.
     assert not any("Timed out" in str(e) for e in error_chain(error)), error_chain(error)
     assert elapsed < CONNECT_TIMEOUT
@@ -135,12 +147,12 @@ def test_node_closing_after_the_handshake_fails_fast(reactor, cql_server, connec
 @pytest.mark.parametrize("reactor", ["transport", "libev", "asyncore", "asyncio"])
 def test_reset_after_the_handshake_fails_within_the_connect_timeout(reactor, cql_server, connect):
     cql_server.faults.reset()
-    error, elapsed = _refused(connect, cql_server, reactor)
     # A reset reads as an error or, through ssl's suppress_ragged_eofs, as an
     # EOF: reactors with the close() bug above wait out the timeout, and the
     # stock asyncio reactor with the seed's bug never gets that far.
     known_slow = not _close_releases_waiters(reactor) or (
         reactor == "asyncio" and not stock_asyncio_has_tls_transport())
+    error, elapsed = (_refused if known_slow else _refused_promptly)(connect, cql_server, reactor)
     if not known_slow:
         assert not any("Timed out" in str(e) for e in error_chain(error)), error_chain(error)
     assert elapsed < 4 * CONNECT_TIMEOUT
