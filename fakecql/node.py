@@ -309,6 +309,9 @@ class Node:
         self.address = ipaddress.ip_address("127.0.0.1")
         self.port = 9042
         self.peers: List[Dict[str, Any]] = []
+        # Tables whose rows something else keeps (a cluster's peers, client
+        # routes): (keyspace, table) -> a function giving the current rows.
+        self.row_sources: Dict[Tuple[str, str], Callable[[], List[Dict[str, Any]]]] = {}
         self._supported: Dict[str, List[str]] = {
             "CQL_VERSION": [self.identity.cql_version],
             "COMPRESSION": list(compression),
@@ -409,6 +412,9 @@ class Node:
         }
 
     def rows_of(self, keyspace: str, table: TableDef) -> List[Dict[str, Any]]:
+        source = self.row_sources.get((keyspace, table.name))
+        if source is not None:
+            return list(source())
         if keyspace == "system" and table.name == "local":
             return [self._local_row()]
         if keyspace == "system" and table.name in ("peers", "peers_v2"):
