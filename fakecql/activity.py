@@ -62,6 +62,8 @@ class Entry:
 class ConnectionOpened(Entry):
     peer: Tuple[str, int] = ("", 0)
     tls: bool = False
+    shard: Optional[int] = None  # the Scylla shard serving it (CQLServer(shards=N)); None: not sharded
+    shard_aware: bool = False  # it came in on the shard-aware port (its shard is its source port % N)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class FrameReceived(Entry):
     length: int = 0
     query: Optional[str] = None  # QUERY text; the prepared text for EXECUTE
     startup_options: Optional[Dict[str, str]] = field(default=None, compare=False)  # STARTUP's
+    shard: Optional[int] = None  # the Scylla shard that served it (CQLServer(shards=N)); None: not sharded
 
 
 @dataclass(frozen=True)

@@ -452,10 +452,15 @@ class NodeSession:
         self.keyspace: Optional[str] = None
         self.registered: Tuple[str, ...] = ()
         self.compression: Optional[str] = None  # agreed in STARTUP
+        # SUPPORTED options of this connection only, over the node's (a Scylla
+        # node tells each connection its own shard: fakecql/shards.py).
+        self.own_supported: Dict[str, List[str]] = {}
 
     # Each handler returns exactly one response for its request.
     def handle(self, request: Request, version: int, stream: int) -> Response:
         if isinstance(request, Options):
+            if self.own_supported:
+                return Supported(options={**self.node.supported, **self.own_supported})
             return Supported(options=self.node.supported)
         if isinstance(request, Startup):
             return self._startup(request, stream)

@@ -76,6 +76,7 @@ from .protocol.connection import (
 from .protocol.errors import FakeCQLError, UnsupportedVersionError
 from .protocol.frames import Opcode
 from .protocol.messages import Batch, Event, Execute, Query, Response, Startup
+from .shards import ShardAssigner, Sharding
 from .tls import TLSConfig, TLSEngine, TLSHandshakeError
 
 __all__ = ["CQLServer", "UnexpectedActivityError"]
@@ -93,6 +94,22 @@ ANSWER_BYTES_PER_TURN = 64 * 1024
 QUERY_SHOWN = 500
 
 
+def _sharding(shards: Optional[int], port: int, shard_aware_port: int) -> Optional[Sharding]:
+    """CQLServer's shards= and shard_aware_port= checked: the Sharding, or None for a node without shards."""
+    if shards is None or (shards == 0 and not isinstance(shards, bool)):
+        if shard_aware_port:
+            raise ValueError(f"shard_aware_port={shard_aware_port!r} needs shards=N (a Scylla node of N shards)")
+        return None
+    if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+        raise ValueError(f"shards must be an integer of 1 or more (a Scylla node's number of shards), "
+                         f"or None for a node without shards; got {shards!r}")
+    if not isinstance(shard_aware_port, int) or isinstance(shard_aware_port, bool) or not 0 <= shard_aware_port <= 65535:
+        raise ValueError(f"shard_aware_port must be an integer in [0, 65535], got {shard_aware_port!r}")
+    if shard_aware_port and shard_aware_port == port:
+        raise ValueError(f"shard_aware_port must differ from port (both are {port})")
+    return Sharding(shards)
+
+
 class UnexpectedActivityError(FakeCQLError, AssertionError):
     """The node saw something the test did not expect; the message lists it all."""
 
@@ -100,9 +117,11 @@ class UnexpectedActivityError(FakeCQLError, AssertionError):
 class _Connection(asyncio.Protocol):
     """One client connection: transport <-> TLS <-> CQL framing <-> node."""
 
-    def __init__(self, server: "CQLServer", number: int) -> None:
+    def __init__(self, server: "CQLServer", number: int, *, shard_aware: bool = False) -> None:
         self.server = server
         self.number = number
+        self.shard_aware = shard_aware  # came in on the shard-aware port
+        self.shard: Optional[int] = None  # the Scylla shard serving it, if the node is sharded
         self.activity = server.activity
         self.transport: Optional[asyncio.Transport] = None
         self.cql = ServerConnection(
@@ -198,7 +217,11 @@ class _Connection(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server._track(self)
-        self.activity.add(ConnectionOpened(self.number, peer=(str(peer[0]), int(peer[1])), tls=self.server.tls is not None))
+        self._assign_shard(int(peer[1]))
+        self.activity.add(ConnectionOpened(
+            self.number, peer=(str(peer[0]), int(peer[1])), tls=self.server.tls is not None,
+            shard=self.shard, shard_aware=self.shard_aware,
+        ))
         if self.server._ssl_context is not None:
             self.tls = TLSEngine(self.server._ssl_context)
             self._handshake_timer = self.call_later(self.server.handshake_timeout, self._handshake_timed_out)
@@ -207,6 +230,16 @@ class _Connection(asyncio.Protocol):
         if self.tls is None and not self.closing:
             for fault in self.faults:
                 fault.established(self)
+
+    def _assign_shard(self, source_port: int) -> None:
+        """On a sharded node: which shard serves this connection, and the SUPPORTED that says so."""
+        server = self.server
+        if server._shard_assigner is None:
+            return
+        self.shard = server._shard_assigner.assign(source_port, shard_aware=self.shard_aware)
+        self.session.own_supported = server._shard_assigner.sharding.supported(
+            self.shard, shard_aware_port=server.shard_aware_port, tls=server.tls is not None,
+        )
 
     def _received(self, data: bytes) -> None:
         if self.closing:
@@ -363,6 +396,7 @@ class _Connection(asyncio.Protocol):
             self.number, version=event.version, stream=event.stream, opcode=message.opcode.name,
             length=event.length, query=query,
             startup_options=dict(message.options) if isinstance(message, Startup) else None,
+            shard=self.shard,
         ))
 
     def _respond(self, event: RequestReceived, response: Response) -> bytes:
@@ -579,6 +613,10 @@ class CQLServer:
     manager (the caller's loop). `port=0` picks a free port; `address` tells
     which. `activity` logs what happened; `check()` raises if the node saw
     something unexpected.
+
+    `shards=N` makes it a Scylla node of N shards (fakecql/shards.py): SUPPORTED
+    tells each connection its shard, and the node also listens on
+    `shard_aware_port` (0: a free one; `shard_aware_port` tells which).
     """
 
     def __init__(
@@ -598,6 +636,8 @@ class CQLServer:
         compression: Sequence[str] = ("lz4",),
         limits: Optional[Limits] = None,
         activity: Optional[ActivityLog] = None,
+        shards: Optional[int] = None,
+        shard_aware_port: int = 0,
     ) -> None:
         try:
             ipaddress.ip_address(host)
@@ -619,6 +659,7 @@ class CQLServer:
             limits = dataclasses.replace(limits, max_frame_body=max_frame_body)
         if node is not None and activity is not None and activity is not node.activity:
             raise ValueError("give the activity log to the Node, or to CQLServer without a node, not both")
+        sharding = _sharding(shards, port, shard_aware_port)
         self.tls = tls
         self.host = host
         self.port = port
@@ -637,6 +678,10 @@ class CQLServer:
         self.max_frame_body = limits.max_frame_body
         self.handshake_timeout = handshake_timeout
         self.record_frames = record_frames
+        self.sharding: Optional[Sharding] = sharding
+        self.shard_aware_port = shard_aware_port if sharding is not None else None
+        self._shard_assigner = ShardAssigner(sharding) if sharding is not None else None
+        self._shard_aware_server: Optional[asyncio.AbstractServer] = None
         self._ssl_context: Optional[ssl.SSLContext] = tls.server_context() if tls else None
         self._server: Optional[asyncio.AbstractServer] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -787,7 +832,7 @@ class CQLServer:
         for sock in self._listening:
             if sock.fileno() != -1:
                 found.append(f"listening socket {sock!r} still open")
-        if self._server is not None:
+        if self._server is not None or self._shard_aware_server is not None:
             found.append("still listening: stop() was not called")
         if self._worker is not None:
             found.append("worker thread pool not shut down")
@@ -832,6 +877,8 @@ class CQLServer:
             raise OSError(exc.errno, f"fakecql cannot listen on {self.host}:{self.port}: {reason}") from None
         self._listening = list(self._server.sockets)
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.sharding is not None:
+            await self._listen_shard_aware(loop, family)
         self.node.bind(self.host, self.port)
         self._all_closed = asyncio.Event()
         self._all_closed.set()
@@ -839,11 +886,32 @@ class CQLServer:
             max_workers=1, thread_name_prefix=f"fakecql-worker-{self.port}",
         )
 
+    async def _listen_shard_aware(self, loop: asyncio.AbstractEventLoop, family: int) -> None:
+        """Listen on the shard-aware port too; if that fails, stop listening on the ordinary one."""
+        assert self.shard_aware_port is not None and self._server is not None
+        try:
+            self._shard_aware_server = await loop.create_server(
+                lambda: _Connection(self, next(self._conn_numbers), shard_aware=True),
+                host=self.host, port=self.shard_aware_port, family=family, reuse_address=True,
+            )
+        except OSError as exc:
+            server, self._server = self._server, None
+            server.close()
+            await server.wait_closed()
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(exc.errno, f"fakecql cannot listen on {self.host}:{self.shard_aware_port} "
+                                     f"(the shard-aware port): {reason}") from None
+        self._listening += list(self._shard_aware_server.sockets)
+        self.shard_aware_port = self._shard_aware_server.sockets[0].getsockname()[1]
+
     async def _stop(self, timeout: float) -> None:
         server, self._server = self._server, None
         if server is None:
             return
         server.close()
+        shard_aware, self._shard_aware_server = self._shard_aware_server, None
+        if shard_aware is not None:
+            shard_aware.close()
         for conn in list(self._connections):
             conn.close()
         assert self._all_closed is not None
@@ -854,6 +922,8 @@ class CQLServer:
                 conn.abort()
             await asyncio.wait_for(self._all_closed.wait(), timeout / 2)
         await asyncio.wait_for(server.wait_closed(), timeout / 2)
+        if shard_aware is not None:
+            await asyncio.wait_for(shard_aware.wait_closed(), timeout / 2)
         await self._stop_worker(timeout / 2)
 
     def _run_on_worker(self, function: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
