@@ -1,0 +1,133 @@
+# A Scylla node of 4 shards (CQLServer(shards=4), Scylla-flavoured schema)
+# against the installed driver, plain and TLS.
+#
+# scylla-driver reads the shard keys of SUPPORTED: its first pool connection
+# (ordinary port, round-robin) tells it the shard count, and it opens one
+# connection per other shard to the shard-aware port from a source port
+# naming that shard. So it must hold 4 connections, one per shard, agreeing
+# with the node's log; and a token-aware prepared query must be served on
+# the shard that owns its partition key's token, as fakecql computes it.
+# cassandra-driver ignores the keys: it must connect and query through one
+# pool connection. Each test asserts what the installed driver must do.
+from __future__ import annotations
+
+import struct
+from typing import Any, Dict, List, Set
+
+import pytest
+
+from fakecql import ConnectionClosed, ConnectionOpened, CQLServer, FrameReceived, Node, Schema
+from fakecql.shards import Sharding
+
+from ..waiting import eventually
+
+NR_SHARDS = 4
+SELECT = "SELECT v FROM ks.t WHERE id = ?"
+
+
+def _is_scylla_driver() -> bool:
+    from cassandra.pool import HostConnection
+
+    return hasattr(HostConnection, "_open_connection_to_missing_shard")
+
+
+def _scylla_node() -> Node:
+    schema = Schema(flavor="scylla")
+    schema.add_keyspace("ks", replication={"class": "SimpleStrategy", "replication_factor": "1"})
+    schema.add_table("ks", "t", columns={"id": "int", "v": "text"}, partition_key=["id"])
+    return Node(schema=schema)
+
+
+@pytest.fixture(params=["plain", "tls"])
+def sharded(request, cql_server_factory, cql_ca, cluster_factory):  # type: ignore[no-untyped-def]
+    """(server, token-aware driver Cluster) for a 4-shard Scylla node, plain or TLS."""
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
+    from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
+
+    from fakecql import client_context
+
+    tls = request.param == "tls"
+    server = cql_server_factory(tls=tls, shards=NR_SHARDS, node=_scylla_node())
+    options: Dict[str, Any] = {
+        "execution_profiles": {EXEC_PROFILE_DEFAULT: ExecutionProfile(load_balancing_policy=TokenAwarePolicy(RoundRobinPolicy()))},
+    }
+    if tls:
+        options["ssl_context"] = client_context(cql_ca, check_hostname=True)
+    return server, cluster_factory(server, **options)
+
+
+def _control_connections(server: CQLServer) -> Set[int]:
+    return {f.connection for f in server.activity.of_type(FrameReceived) if f.opcode == "REGISTER"}
+
+
+def _open_pool_connections(server: CQLServer) -> List[ConnectionOpened]:
+    """What the node sees of the driver's pool: its open connections but the control connection's."""
+    closed = {e.connection for e in server.activity.of_type(ConnectionClosed)}
+    control = _control_connections(server)
+    return [e for e in server.activity.of_type(ConnectionOpened) if e.connection not in closed | control]
+
+
+def _pool(session: Any) -> Any:
+    pools = list(session._pools.values())
+    assert len(pools) == 1, pools
+    return pools[0]
+
+
+def test_pool_holds_one_connection_per_shard(sharded):  # type: ignore[no-untyped-def]
+    server, cluster = sharded
+    session = cluster.connect()
+    assert session.execute("SELECT release_version FROM system.local").one() is not None
+    if not _is_scylla_driver():  # cassandra-driver: one pool connection, the keys ignored
+        assert eventually(lambda: len(_open_pool_connections(server)) == 1, 5)
+        (state,) = session.get_pool_state().values()
+        assert state["open_count"] == 1
+        assert cluster.metadata.all_hosts()[0].is_up
+        return
+    pool = _pool(session)
+    assert eventually(lambda: len(pool._connections) == NR_SHARDS and len(_open_pool_connections(server)) == NR_SHARDS, 10), \
+        (pool._connections, _open_pool_connections(server))
+    (state,) = session.get_pool_state().values()
+    assert state["open_count"] == NR_SHARDS
+    assert {shard: conn.features.shard_id for shard, conn in pool._connections.items()} == \
+        {shard: shard for shard in range(NR_SHARDS)}
+    assert pool.host.sharding_info.shards_count == NR_SHARDS
+    opened = _open_pool_connections(server)
+    assert sorted(e.shard for e in opened) == list(range(NR_SHARDS))
+    # The first pool connection came through the ordinary port, the others through
+    # the shard-aware one, each from a source port naming its shard.
+    assert sum(not e.shard_aware for e in opened) == 1
+    assert all(e.peer[1] % NR_SHARDS == e.shard for e in opened if e.shard_aware)
+    # Every connection the driver opened to the shard-aware port landed where it asked:
+    # it never had to give up on the port (which it does when one lands elsewhere).
+    assert pool.advanced_shardaware_block_until == 0
+
+
+def _keys_covering_every_shard(sharding: Sharding) -> Dict[int, int]:
+    """Partition keys (int) -> the shard fakecql says owns them, until every shard has two."""
+    found: Dict[int, int] = {}
+    key = 0
+    while any(list(found.values()).count(shard) < 2 for shard in range(sharding.nr_shards)):
+        found[key] = sharding.shard_of_key(struct.pack(">i", key))
+        key += 1
+    return found
+
+
+def test_token_aware_query_is_served_by_the_shard_of_its_key(sharded):  # type: ignore[no-untyped-def]
+    server, cluster = sharded
+    session = cluster.connect()
+    keys = _keys_covering_every_shard(server.sharding)
+    assert set(keys.values()) == set(range(NR_SHARDS))
+    prepared = session.prepare(SELECT)
+    scylla = _is_scylla_driver()
+    if scylla:
+        pool = _pool(session)
+        assert eventually(lambda: len(pool._connections) == NR_SHARDS, 10), pool._connections
+    first = len(server.activity.of_type(FrameReceived))
+    for key in keys:
+        assert session.execute(prepared, [key]).all() == []
+    executes = [f for f in server.activity.of_type(FrameReceived)[first:] if f.opcode == "EXECUTE"]
+    assert [f.query for f in executes] == [SELECT] * len(keys)
+    if scylla:
+        assert [f.shard for f in executes] == list(keys.values())  # the shard fakecql computed from each key's token
+    else:  # cassandra-driver: all on its one pool connection, whatever shard that has
+        assert len({(f.connection, f.shard) for f in executes}) == 1
