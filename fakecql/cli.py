@@ -76,6 +76,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _shards(text: str) -> int:
+    try:
+        shards = int(text)
+    except ValueError:
+        shards = 0
+    if shards < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of shards (1 or more), got {text!r}")
+    return shards
+
+
 def _host(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
@@ -203,6 +213,12 @@ def build_parser(prog: str = "fakecql") -> argparse.ArgumentParser:
     serve.add_argument("--tls-max", type=_tls_version, metavar="1.2|1.3", help="highest TLS version (default 1.3)")
     serve.add_argument("--key-type", choices=["ecdsa", "rsa"], default="ecdsa",
                        help="the node certificate's key: ECDSA P-256 (default) or RSA 2048, as many clusters use")
+    serve.add_argument("--shards", type=_shards, metavar="N",
+                       help="be a Scylla node of N shards: SUPPORTED tells each connection its shard, and the "
+                            "node also listens on a shard-aware port (printed), where a connection's shard is "
+                            "its source port %% N")
+    serve.add_argument("--shard-aware-port", type=_port, metavar="PORT",
+                       help="the shard-aware port, with --shards (default: a free one)")
     serve.add_argument("--no-frame-log", action="store_true",
                        help="do not keep an activity entry per frame (for long load tests)")
     defaults = Limits()
@@ -260,7 +276,9 @@ def _os_error_text(exc: OSError) -> str:
     text = exc.strerror or str(exc)
     if exc.filename is not None:
         text += f": {exc.filename}"
-    if exc.errno == errno.EADDRINUSE:
+    if exc.errno == errno.EADDRINUSE and "(the shard-aware port)" in text:
+        text += " (another process has this port; without --shard-aware-port the node picks a free one)"
+    elif exc.errno == errno.EADDRINUSE:
         text += " (another process has this port; --port 0 picks a free one)"
     elif exc.errno == errno.EADDRNOTAVAIL:
         text += " (--host must be an address of this machine)"
@@ -285,6 +303,10 @@ def _serve(args: argparse.Namespace) -> int:
             state = "is not a folder" if parent.exists() else "does not exist"
             raise _UsageError(f"--certs-dir {args.certs_dir}: {parent} {state} "
                               "(serve creates the folder DIR, not its parents)")
+    if args.shard_aware_port is not None and args.shards is None:
+        raise _UsageError("--shard-aware-port needs --shards")
+    if args.shard_aware_port and args.shard_aware_port == args.port:
+        raise _UsageError(f"--shard-aware-port must differ from --port (both are {args.port})")
     limits = _limits(args)
     tls_min, tls_max = args.tls_min or "1.2", args.tls_max or "1.3"
     if tls_version(tls_min) > tls_version(tls_max):
@@ -323,7 +345,8 @@ def _serve(args: argparse.Namespace) -> int:
                                          f"{_os_error_text(exc)}") from None
         activity = ActivityLog(max_entries=limits.log_entries, max_text_bytes=limits.log_text_bytes)
         server = CQLServer(tls=tls, host=args.host, port=args.port, protocol_versions=args.protocol_versions,
-                           auth=args.auth, record_frames=not args.no_frame_log, limits=limits, activity=activity)
+                           auth=args.auth, record_frames=not args.no_frame_log, limits=limits, activity=activity,
+                           shards=args.shards, shard_aware_port=args.shard_aware_port or 0)
         if stop.is_set():
             return 0
         printer = incident_printer(verbose=args.verbose)
@@ -333,9 +356,15 @@ def _serve(args: argparse.Namespace) -> int:
                 server.start()
             except OSError as exc:  # asyncio's text repeats the address: say it once, with the system's reason
                 reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
-                raise OSError(exc.errno, f"cannot listen on {_hostport(args.host, args.port)}: {reason}") from None
+                where = _hostport(args.host, args.port)
+                if "(the shard-aware port)" in (exc.strerror or ""):
+                    where = f"{_hostport(args.host, args.shard_aware_port or 0)} (the shard-aware port)"
+                raise OSError(exc.errno, f"cannot listen on {where}: {reason}") from None
             try:
                 print(f"listening on {_hostport(server.host, server.port)} ({'tls' if tls else 'plain'})", flush=True)
+                if server.shard_aware_port is not None:
+                    print(f"shard-aware port {_hostport(server.host, server.shard_aware_port)} "
+                          f"({args.shards} shards; a connection's shard is its source port % {args.shards})", flush=True)
                 print(_snippets(server, files, args.auth), flush=True)
                 while not stop.wait(0.5):
                     pass

@@ -236,6 +236,7 @@ class _Connection(asyncio.Protocol):
         server = self.server
         if server._shard_assigner is None:
             return
+        assert server.shard_aware_port is not None  # set with the assigner
         self.shard = server._shard_assigner.assign(source_port, shard_aware=self.shard_aware)
         self.session.own_supported = server._shard_assigner.sharding.supported(
             self.shard, shard_aware_port=server.shard_aware_port, tls=server.tls is not None,
