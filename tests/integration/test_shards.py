@@ -8,11 +8,13 @@
 # with the node's log; and a token-aware prepared query must be served on
 # the shard that owns its partition key's token, as fakecql computes it.
 # cassandra-driver ignores the keys: it must connect and query through one
-# pool connection. Each test asserts what the installed driver must do.
+# pool connection. Each test asserts what the installed driver must do; the
+# pool is checked under every reactor that binds the shard's source port.
 from __future__ import annotations
 
+import re
 import struct
-from typing import Any, Dict, List, Set
+from typing import Any, Dict, List, Optional, Set
 
 import pytest
 
@@ -40,7 +42,8 @@ def _scylla_node() -> Node:
 
 @pytest.fixture(params=["plain", "tls"])
 def sharded(request, cql_server_factory, cql_ca, cluster_factory):  # type: ignore[no-untyped-def]
-    """(server, token-aware driver Cluster) for a 4-shard Scylla node, plain or TLS."""
+    """(server, cluster(reactor=None)): a 4-shard Scylla node, plain or TLS, and a
+    maker of token-aware driver Clusters for it."""
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
 
@@ -48,12 +51,16 @@ def sharded(request, cql_server_factory, cql_ca, cluster_factory):  # type: igno
 
     tls = request.param == "tls"
     server = cql_server_factory(tls=tls, shards=NR_SHARDS, node=_scylla_node())
-    options: Dict[str, Any] = {
-        "execution_profiles": {EXEC_PROFILE_DEFAULT: ExecutionProfile(load_balancing_policy=TokenAwarePolicy(RoundRobinPolicy()))},
-    }
-    if tls:
-        options["ssl_context"] = client_context(cql_ca, check_hostname=True)
-    return server, cluster_factory(server, **options)
+
+    def cluster(reactor: Optional[str] = None) -> Any:
+        options: Dict[str, Any] = {"execution_profiles": {
+            EXEC_PROFILE_DEFAULT: ExecutionProfile(load_balancing_policy=TokenAwarePolicy(RoundRobinPolicy())),
+        }}
+        if tls:
+            options["ssl_context"] = client_context(cql_ca, check_hostname=True)
+        return cluster_factory(server, reactor=reactor, **options)
+
+    return server, cluster
 
 
 def _control_connections(server: CQLServer) -> Set[int]:
@@ -73,8 +80,12 @@ def _pool(session: Any) -> Any:
     return pools[0]
 
 
-def test_pool_holds_one_connection_per_shard(sharded):  # type: ignore[no-untyped-def]
-    server, cluster = sharded
+# The reactors that bind the connection's source port: the driver's own
+# (base Connection._connect_socket) and cqltransport's, which keeps it.
+@pytest.mark.parametrize("reactor", ["libev", "asyncore", "transport"])
+def test_pool_holds_one_connection_per_shard(reactor, sharded):  # type: ignore[no-untyped-def]
+    server, make_cluster = sharded
+    cluster = make_cluster(reactor)
     session = cluster.connect()
     assert session.execute("SELECT release_version FROM system.local").one() is not None
     if not _is_scylla_driver():  # cassandra-driver: one pool connection, the keys ignored
@@ -112,9 +123,31 @@ def _keys_covering_every_shard(sharding: Sharding) -> Dict[int, int]:
     return found
 
 
+def test_metadata_queries_of_a_scylla_node(sharded):  # type: ignore[no-untyped-def]
+    """With sharding info, scylla-driver treats the node as Scylla: no peers_v2, and
+    ` USING TIMEOUT` on its metadata queries, which the Scylla-flavoured schema answers
+    (the factory fails the test on any incident). cassandra-driver probes peers_v2,
+    which a Scylla lacks, and falls back to peers."""
+    server, make_cluster = sharded
+    cluster = make_cluster()
+    cluster.connect()
+    assert cluster.metadata.keyspaces["ks"].tables["t"].partition_key[0].name == "id"
+    assert cluster.metadata.token_map is not None
+    control = _control_connections(server)
+    queries = [f.query or "" for f in server.activity.of_type(FrameReceived)
+               if f.opcode == "QUERY" and f.connection in control]
+    assert any(re.search(r"FROM system\.peers( |$)", q) for q in queries), queries
+    if _is_scylla_driver():
+        assert not [q for q in queries if "peers_v2" in q]
+        assert queries and all(q.endswith("ms") and " USING TIMEOUT " in q for q in queries), queries
+    else:
+        assert [q for q in queries if "peers_v2" in q]
+        assert not [q for q in queries if "USING TIMEOUT" in q]
+
+
 def test_token_aware_query_is_served_by_the_shard_of_its_key(sharded):  # type: ignore[no-untyped-def]
-    server, cluster = sharded
-    session = cluster.connect()
+    server, make_cluster = sharded
+    session = make_cluster().connect()
     keys = _keys_covering_every_shard(server.sharding)
     assert set(keys.values()) == set(range(NR_SHARDS))
     prepared = session.prepare(SELECT)
