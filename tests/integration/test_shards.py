@@ -33,6 +33,27 @@ def _is_scylla_driver() -> bool:
     return hasattr(HostConnection, "_open_connection_to_missing_shard")
 
 
+def _uses_ssl_port_with_ssl_context() -> bool:
+    """Whether the installed scylla-driver, given only an ssl_context, connects to
+    SCYLLA_SHARD_AWARE_PORT_SSL: 3.29.12 does; 3.29.10 takes SSL to mean ssl_options
+    and reads SCYLLA_SHARD_AWARE_PORT, which a TLS node does not advertise, so it fills
+    its pool through the ordinary port. Asked of the driver's own code, with no node."""
+    from types import SimpleNamespace
+
+    from cassandra.connection import DefaultEndPoint
+    from cassandra.pool import HostConnection
+    from cassandra.shard_info import _ShardingInfo
+
+    info = _ShardingInfo("0", "4", "org.apache.cassandra.dht.Murmur3Partitioner", "biased-token-round-robin",
+                         "12", None, "19142")
+    cluster = SimpleNamespace(ssl_context=object(), ssl_options=None,
+                              shard_aware_options=SimpleNamespace(disable=False, disable_shardaware_port=False))
+    pool = SimpleNamespace(host=SimpleNamespace(endpoint=DefaultEndPoint("127.0.0.1", 9042), sharding_info=info),
+                           _session=SimpleNamespace(cluster=cluster), advanced_shardaware_block_until=0)
+    endpoint = HostConnection._get_shard_aware_endpoint(pool)
+    return endpoint is not None and endpoint.port == 19142
+
+
 def _scylla_node() -> Node:
     schema = Schema(flavor="scylla")
     schema.add_keyspace("ks", replication={"class": "SimpleStrategy", "replication_factor": "1"})
@@ -104,8 +125,14 @@ def test_pool_holds_one_connection_per_shard(reactor, sharded):  # type: ignore[
     assert pool.host.sharding_info.shards_count == NR_SHARDS
     opened = _open_pool_connections(server)
     assert sorted(e.shard for e in opened) == list(range(NR_SHARDS))
+    if server.is_tls and not _uses_ssl_port_with_ssl_context():
+        # scylla-driver 3.29.10: every pool connection through the ordinary port, in turn.
+        assert not [e for e in opened if e.shard_aware]
+        assert pool._get_shard_aware_endpoint() is None
+        return
     # The first pool connection came through the ordinary port, the others through
     # the shard-aware one, each from a source port naming its shard.
+    assert pool._get_shard_aware_endpoint().port == server.shard_aware_port
     assert sum(not e.shard_aware for e in opened) == 1
     assert all(e.peer[1] % NR_SHARDS == e.shard for e in opened if e.shard_aware)
     # Every connection the driver opened to the shard-aware port landed where it asked:
