@@ -228,12 +228,12 @@ def test_an_unmet_expectation_fails_its_test_at_teardown(pytester):
     ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, errors=2)
-    result.stdout.fnmatch_lines([
-        "*ERROR at teardown of test_primes_and_never_asks*",
-        "*1 priming expectation(s) not met:*",
-        "*- 'SELECT v FROM ks.t WHERE k = ?' values=[[]1[]] -> Void [always] (matched 0x) (in node primings): "
-        "expected exactly 2 time(s), seen 0*",
-        "*ERROR at teardown of test_the_marker_does_not_excuse_it*",
-        "*- 'SELECT 2' -> Void [always] (matched 0x) (in whole cluster): expected at least 1 time(s), seen 0*",
-    ])
+    out = result.stdout.str()
+    teardown = out.index("ERROR at teardown of test_primes_and_never_asks")
+    assert out.index("1 priming expectation(s) not met:", teardown) > teardown
+    assert ("  - 'SELECT v FROM ks.t WHERE k = ?' values=[1] -> Void [always] (matched 0x) (in node primings): "
+            "expected exactly 2 time(s), seen 0\n") in out
+    assert "ERROR at teardown of test_the_marker_does_not_excuse_it" in out
+    assert ("  - 'SELECT 2' -> Void [always] (matched 0x) (in whole cluster): expected at least 1 time(s), "
+            "seen 0\n") in out
     assert result.stdout.str().count("(in whole cluster)") == 1  # a shared book is listed once
