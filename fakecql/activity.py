@@ -86,7 +86,7 @@ class FrameReceived(Entry):
     stream: int = 0
     opcode: str = ""
     length: int = 0
-    query: Optional[str] = None  # QUERY text; the prepared text for EXECUTE
+    query: Optional[str] = None  # QUERY and PREPARE text; the prepared text for EXECUTE; "BATCH"
     startup_options: Optional[Dict[str, str]] = field(default=None, compare=False)  # STARTUP's
     # What a QUERY, EXECUTE or BATCH asked (fakecql/requestlog.py); None/() for other requests.
     node: str = ""  # the node's address, "host:port"
@@ -374,7 +374,7 @@ class ActivityLog:
 
     def queries(self) -> List[str]:
         """The text of every QUERY, EXECUTE and BATCH statement the log holds, in order."""
-        return [e.query for e in self.of_type(FrameReceived) if e.query is not None]
+        return [e.query for e in self.of_type(FrameReceived) if e.query is not None and e.opcode != "PREPARE"]
 
     def requests(
         self,

@@ -419,12 +419,16 @@ class Priming:
         self,
         rows: Iterable[Union[Mapping[str, Any], Sequence[Any]]] = (),
         *,
-        columns: Mapping[str, str],
+        columns: Mapping[str, Union[str, CqlType]],
     ) -> "Priming":
-        """Answer with these rows; `columns` maps each column name to its CQL type."""
+        """Answer with these rows; `columns` maps each column name to its CQL type
+        (its name, or a CqlType such as a UserType for a UDT)."""
         if not columns:
             raise ValueError("then_rows() needs columns={name: cql_type, ...}")
-        typed = tuple((name, parse_type(type_text)) for name, type_text in columns.items())
+        typed = tuple(
+            (name, type_text if isinstance(type_text, CqlType) else parse_type(type_text))
+            for name, type_text in columns.items()
+        )
         names = [name for name, _ in typed]
         table = []
         for i, row in enumerate(rows):

@@ -76,7 +76,7 @@ from .protocol.connection import (
 )
 from .protocol.errors import FakeCQLError, UnsupportedVersionError
 from .protocol.frames import Opcode
-from .protocol.messages import Batch, Event, Execute, Query, Response, Startup
+from .protocol.messages import Batch, Event, Execute, Prepare, Query, Response, Startup
 from .tls import TLSConfig, TLSEngine, TLSHandshakeError
 
 __all__ = ["CQLServer", "UnexpectedActivityError"]
@@ -363,6 +363,8 @@ class _Connection(asyncio.Protocol):
             query = prepared.query if prepared else f"<unknown prepared id {message.query_id.hex()}>"
         elif isinstance(message, Batch):
             query = "BATCH"
+        elif isinstance(message, Prepare):
+            query = message.query
         self.activity.add(FrameReceived(
             self.number, version=event.version, stream=event.stream, opcode=message.opcode.name,
             length=event.length, query=query,
