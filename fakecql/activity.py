@@ -4,7 +4,8 @@
 # thread (and its worker threads) and read by the test's thread; one lock
 # and one condition guard the log. The log is a ring: a deque of the most
 # recent entries, bounded by their count and by the characters of query
-# text they hold (FrameReceived.query, UnexpectedRequest.query); the oldest
+# text they hold (FrameReceived.query, UnexpectedRequest.query) plus the
+# bytes of the bound values a request carried (FrameReceived.budget); the oldest
 # go first. Incidents (the entries a test did not ask for: a malformed
 # frame, an unexpected query, an exception inside the server) are also kept
 # in a list of their own until the test takes them, so eviction from the

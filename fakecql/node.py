@@ -4,7 +4,9 @@
 # primed answers, prepared statements, credentials, limits); NodeSession
 # holds what one connection negotiated (started, authenticated, keyspace,
 # registered events). NodeSession.handle() turns one decoded request into
-# exactly one response. Primed answers win over everything; then the
+# exactly one response (or a priming.DeferredAnswer: a primed delay or
+# silence the server's shell carries out). Primed answers (the node's own
+# PrimingBook, then shared books: fakecql/priming.py) win over everything; then the
 # built-in tables (system.local, system.peers[_v2], system_schema.*, tables
 # a test added). A statement fakecql does not interpret, and a read of a
 # table the schema lacks, is answered as a real node would answer its shape
