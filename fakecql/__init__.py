@@ -38,7 +38,33 @@ from .faults import (
     StopReading,
 )
 from .limits import Limits
-from .node import Node, NodeIdentity, PasswordAuth, Priming
+from .cqlerrors import (
+    AlreadyExists,
+    BadCredentials,
+    CASWriteUnknown,
+    CDCWriteFailure,
+    ConfigError,
+    CQLError,
+    CQLSyntaxError,
+    FunctionFailure,
+    Invalid,
+    IsBootstrapping,
+    Overloaded,
+    ProtocolError,
+    ReadFailure,
+    ReadTimeout,
+    ServerError,
+    Truncate,
+    Unauthorized,
+    Unavailable,
+    Unprepared,
+    WriteFailure,
+    WriteTimeout,
+)
+from .node import Node, NodeIdentity, PasswordAuth
+from .priming import Priming, PrimingBook, UnmetExpectation, UnmetExpectationsError
+from .protocol.messages import Consistency
+from .requestlog import BoundValue, LoggedStatement
 from .protocol.errors import ErrorCode, FakeCQLError
 from .schema import Schema
 from .server import CQLServer, UnexpectedActivityError
@@ -57,6 +83,33 @@ __all__ = [
     "NodeIdentity",
     "PasswordAuth",
     "Priming",
+    "PrimingBook",
+    "UnmetExpectation",
+    "UnmetExpectationsError",
+    "Consistency",
+    "CQLError",
+    "ServerError",
+    "ProtocolError",
+    "BadCredentials",
+    "Unavailable",
+    "Overloaded",
+    "IsBootstrapping",
+    "Truncate",
+    "WriteTimeout",
+    "ReadTimeout",
+    "ReadFailure",
+    "FunctionFailure",
+    "WriteFailure",
+    "CDCWriteFailure",
+    "CASWriteUnknown",
+    "CQLSyntaxError",
+    "Unauthorized",
+    "Invalid",
+    "ConfigError",
+    "AlreadyExists",
+    "Unprepared",
+    "BoundValue",
+    "LoggedStatement",
     "Schema",
     "ErrorCode",
     "FakeCQLError",

@@ -4,7 +4,8 @@
 # thread (and its worker threads) and read by the test's thread; one lock
 # and one condition guard the log. The log is a ring: a deque of the most
 # recent entries, bounded by their count and by the characters of query
-# text they hold (FrameReceived.query, UnexpectedRequest.query); the oldest
+# text they hold (FrameReceived.query, UnexpectedRequest.query) plus the
+# bytes of the bound values a request carried (FrameReceived.budget); the oldest
 # go first. Incidents (the entries a test did not ask for: a malformed
 # frame, an unexpected query, an exception inside the server) are also kept
 # in a list of their own until the test takes them, so eviction from the
@@ -22,15 +23,18 @@
 # Every wait is bounded.
 from __future__ import annotations
 
+import re
 import threading
 import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable, Deque, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Callable, Deque, Dict, List, Mapping, Optional, Pattern, Tuple, Type, TypeVar, Union
 
+from . import cql
 from .limits import MiB, Limits
+from .requestlog import BoundValue, LoggedStatement
 
 __all__ = [
     "Entry",
@@ -85,9 +89,28 @@ class FrameReceived(Entry):
     stream: int = 0
     opcode: str = ""
     length: int = 0
-    query: Optional[str] = None  # QUERY text; the prepared text for EXECUTE
+    query: Optional[str] = None  # QUERY and PREPARE text; the prepared text for EXECUTE; "BATCH"
     startup_options: Optional[Dict[str, str]] = field(default=None, compare=False)  # STARTUP's
     shard: Optional[int] = None  # the Scylla shard that served it (CQLServer(shards=N)); None: not sharded
+    # What a QUERY, EXECUTE or BATCH asked (fakecql/requestlog.py); None/() for other requests.
+    node: str = ""  # the node's address, "host:port"
+    keyspace: Optional[str] = None  # the request's (v5), the prepared statement's, or the connection's (USE)
+    consistency: Optional[str] = None  # "QUORUM", ...
+    serial_consistency: Optional[str] = None
+    page_size: Optional[int] = None
+    timestamp: Optional[int] = None  # the client-provided default timestamp (microseconds)
+    values: Tuple[BoundValue, ...] = field(default=(), compare=False)  # decoded where the types are known
+    statements: Tuple[LoggedStatement, ...] = field(default=(), compare=False)  # a BATCH's
+
+    @property
+    def budget(self) -> int:
+        """What the log's text bound counts for it: query text plus bound values' bytes."""
+        size = len(self.query) if self.query else 0
+        if self.values:
+            size += sum(v.size for v in self.values)
+        if self.statements:
+            size += sum(s.budget for s in self.statements)
+        return size
 
 
 @dataclass(frozen=True)
@@ -160,8 +183,10 @@ _TEXT_HOLDERS = (FrameReceived, UnexpectedRequest)  # the entries whose `query` 
 
 
 def _text_size(entry: Entry) -> int:
-    """Characters of query text `entry` holds (what the text bound counts)."""
-    if isinstance(entry, _TEXT_HOLDERS):
+    """Characters of query text `entry` holds, and bytes of its bound values (what the text bound counts)."""
+    if isinstance(entry, FrameReceived):
+        return entry.budget
+    if isinstance(entry, UnexpectedRequest):
         return len(entry.query) if entry.query else 0
     return 0
 
@@ -253,13 +278,12 @@ class ActivityLog:
             self._deliver(entry)
 
     def _append(self, entry: Entry) -> None:
-        size = len(entry.query or "") if isinstance(entry, _TEXT_HOLDERS) else 0
+        size = _text_size(entry)
         with self._lock:
             self._added += 1
             ring = self._ring
             if len(ring) == ring.maxlen:  # full: append() drops the oldest, count it
-                oldest = ring[0]
-                dropped = len(oldest.query or "") if isinstance(oldest, _TEXT_HOLDERS) else 0
+                dropped = _text_size(ring[0])
                 self._text -= dropped
                 self._dropped += 1
                 self._text_dropped += dropped
@@ -354,7 +378,46 @@ class ActivityLog:
 
     def queries(self) -> List[str]:
         """The text of every QUERY, EXECUTE and BATCH statement the log holds, in order."""
-        return [e.query for e in self.of_type(FrameReceived) if e.query is not None]
+        return [e.query for e in self.of_type(FrameReceived) if e.query is not None and e.opcode != "PREPARE"]
+
+    def requests(
+        self,
+        statement: Optional[Union[str, Pattern[str], Callable[[str], bool]]] = None,
+        *,
+        opcode: Optional[str] = None,
+        connection: Optional[int] = None,
+        node: Optional[str] = None,
+    ) -> List[FrameReceived]:
+        """The requests the log holds, oldest first, narrowed to a statement (its text,
+        compared normalized; a compiled re searched in the normalized text; or a
+        predicate over it: a BATCH is kept if one of its statements matches), an
+        opcode ("QUERY", "EXECUTE", "BATCH", ...), a connection or a node ("host:port")."""
+        if statement is None:
+            matches: Optional[Callable[[str], bool]] = None
+        elif isinstance(statement, str):
+            wanted = cql.normalize_query(statement)
+            matches = lambda text: cql.normalize_query(text) == wanted  # noqa: E731
+        elif isinstance(statement, re.Pattern):
+            matches = lambda text: statement.search(cql.normalize_query(text)) is not None  # noqa: E731
+        elif callable(statement):
+            predicate = statement
+            matches = lambda text: bool(predicate(cql.normalize_query(text)))  # noqa: E731
+        else:
+            raise TypeError(f"requests() takes a statement as a str, a compiled re or a callable, got {statement!r}")
+        found = []
+        for entry in self.of_type(FrameReceived):
+            if opcode is not None and entry.opcode != opcode.upper():
+                continue
+            if connection is not None and entry.connection != connection:
+                continue
+            if node is not None and entry.node != node:
+                continue
+            if matches is not None:
+                texts = [s.query for s in entry.statements] if entry.opcode == "BATCH" else [entry.query or ""]
+                if entry.query is None and not entry.statements or not any(matches(t) for t in texts):
+                    continue
+            found.append(entry)
+        return found
 
     def handshakes(self) -> List[HandshakeCompleted]:
         return self.of_type(HandshakeCompleted)

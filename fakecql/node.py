@@ -4,7 +4,9 @@
 # primed answers, prepared statements, credentials, limits); NodeSession
 # holds what one connection negotiated (started, authenticated, keyspace,
 # registered events). NodeSession.handle() turns one decoded request into
-# exactly one response. Primed answers win over everything; then the
+# exactly one response (or a priming.DeferredAnswer: a primed delay or
+# silence the server's shell carries out). Primed answers (the node's own
+# PrimingBook, then shared books: fakecql/priming.py) win over everything; then the
 # built-in tables (system.local, system.peers[_v2], system_schema.*, tables
 # a test added). A statement fakecql does not interpret, and a read of a
 # table the schema lacks, is answered as a real node would answer its shape
@@ -33,11 +35,10 @@ from typing import (
     Any,
     Callable,
     Dict,
-    Iterable,
+    FrozenSet,
     List,
     Mapping,
     Optional,
-    Pattern,
     Sequence,
     Tuple,
     Union,
@@ -47,6 +48,7 @@ from . import cql, uninterpreted
 from .activity import ActivityLog, ProtocolIncident, UnexpectedRequest
 from .caches import SizedCache, text_bytes
 from .limits import Limits
+from .priming import DeferredAnswer, PrimedRequest, Priming, PrimingBook, QueryMatcher, UnmetExpectation
 from .protocol.compression import COMPRESSORS
 from .protocol.elements import collection_over
 from .protocol.errors import ErrorCode
@@ -75,7 +77,6 @@ from .protocol.messages import (
     Supported,
     UnpreparedInfo,
     VoidResult,
-    _ErrorInfo,
 )
 from .protocol.types import (
     BIGINT,
@@ -92,7 +93,7 @@ from .protocol.types import (
 from .protocol.wire import UNSET
 from .schema import Schema, TableDef
 
-__all__ = ["Node", "NodeSession", "NodeIdentity", "PasswordAuth", "Priming"]
+__all__ = ["Node", "NodeSession", "NodeIdentity", "PasswordAuth", "Priming", "PrimingBook"]
 
 PASSWORD_AUTHENTICATOR = "org.apache.cassandra.auth.PasswordAuthenticator"
 EVENT_TYPES = ("TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE", "CLIENT_ROUTES_CHANGE")
@@ -126,131 +127,6 @@ class PasswordAuth:
         if not sep or not username:
             raise ValueError(f"credentials must look like USER:PASSWORD, got {text!r}")
         return cls(username, password)
-
-
-class _PrimedAnswer:
-    """What a Priming answers with; built by its then_*() methods.
-
-    `statement` is None when the text was not parsed (longer than
-    Limits.max_query_text: only a priming may answer it)."""
-
-    def respond(self, node: "Node", statement: Optional[cql.Statement]) -> Response:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class _Rows(_PrimedAnswer):
-    columns: Tuple[Tuple[str, CqlType], ...]
-    rows: Tuple[Tuple[Any, ...], ...]
-
-    def respond(self, node: "Node", statement: Optional[cql.Statement]) -> Response:
-        keyspace, table = "fakecql", "primed"
-        if isinstance(statement, (cql.Select, cql.Insert)):
-            keyspace, table = statement.keyspace or keyspace, statement.table
-        specs = tuple(ColumnSpec(keyspace=keyspace, table=table, name=n, type=t) for n, t in self.columns)
-        cells = tuple(
-            tuple(None if v is None else t.serialize(v) for (_, t), v in zip(self.columns, row))
-            for row in self.rows
-        )
-        return RowsResult(metadata=RowsMetadata(columns=specs), rows=cells)
-
-
-@dataclass(frozen=True)
-class _Fixed(_PrimedAnswer):
-    response: Response
-
-    def respond(self, node: "Node", statement: Optional[cql.Statement]) -> Response:
-        return self.response
-
-
-QueryMatcher = Union[str, Pattern[str], Callable[[str], bool]]
-
-
-class Priming:
-    """A primed answer: node.when_query(...).then_rows(...) / then_error(...) / then_void()."""
-
-    def __init__(self, matcher: QueryMatcher, *, times: Optional[int], params: Optional[Mapping[str, str]]) -> None:
-        if isinstance(matcher, str):
-            self.description = repr(cql.normalize_query(matcher))
-            wanted = cql.normalize_query(matcher)
-            self._match: Callable[[str], bool] = lambda q: q == wanted
-        elif isinstance(matcher, re.Pattern):
-            self.description = f"re {matcher.pattern!r}"
-            self._match = lambda q: matcher.search(q) is not None
-        elif callable(matcher):
-            self.description = getattr(matcher, "__name__", repr(matcher))
-            self._match = matcher
-        else:
-            raise TypeError(f"when_query() takes a str, a compiled re or a callable, got {matcher!r}")
-        if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
-            raise ValueError(f"times must be a positive integer or None, got {times!r}")
-        self.times = times
-        self.matched = 0
-        self.params: Tuple[Tuple[str, CqlType], ...] = tuple(
-            (name, parse_type(type_text)) for name, type_text in (params or {}).items()
-        )
-        if isinstance(matcher, str) and params is not None and len(self.params) != cql.count_markers(matcher):
-            raise ValueError(
-                f"priming {self.description} declares {len(self.params)} params for "
-                f"{cql.count_markers(matcher)} bind markers"
-            )
-        self.answer: Optional[_PrimedAnswer] = None
-
-    def matches(self, normalized_query: str) -> bool:
-        return self.matches_again() and bool(self._match(normalized_query))
-
-    def matches_again(self) -> bool:
-        """Whether it has an answer and answers still (`times` not used up)."""
-        return self.answer is not None and (self.times is None or self.matched < self.times)
-
-    def then_rows(
-        self,
-        rows: Iterable[Union[Mapping[str, Any], Sequence[Any]]] = (),
-        *,
-        columns: Mapping[str, str],
-    ) -> "Priming":
-        """Answer with these rows; `columns` maps each column name to its CQL type."""
-        if not columns:
-            raise ValueError("then_rows() needs columns={name: cql_type, ...}")
-        typed = tuple((name, parse_type(type_text)) for name, type_text in columns.items())
-        names = [name for name, _ in typed]
-        table = []
-        for i, row in enumerate(rows):
-            if isinstance(row, Mapping):
-                unknown = set(row) - set(names)
-                if unknown:
-                    raise ValueError(f"row {i} has columns {sorted(unknown)} not in columns {names}")
-                values = tuple(row.get(name) for name in names)
-            else:
-                values = tuple(row)
-                if len(values) != len(names):
-                    raise ValueError(f"row {i} has {len(values)} values for the {len(names)} columns {names}")
-            for (name, cql_type), value in zip(typed, values):
-                if value is not None:
-                    try:
-                        cql_type.serialize(value)  # fail now, naming the value, not at query time
-                    except ValueError as exc:
-                        raise ValueError(f"row {i}, column {name}: {exc}") from None
-            table.append(values)
-        self.answer = _Rows(typed, tuple(table))
-        return self
-
-    def then_error(self, code: ErrorCode, message: str, info: Optional[_ErrorInfo] = None) -> "Priming":
-        """Answer with an ERROR of this code (and its extra fields)."""
-        self.answer = _Fixed(Error(code=code, message=message, info=info))
-        return self
-
-    def then_void(self) -> "Priming":
-        self.answer = _Fixed(VoidResult())
-        return self
-
-    def then(self, response: Response) -> "Priming":
-        """Answer with any response message."""
-        self.answer = _Fixed(response)
-        return self
-
-    def __repr__(self) -> str:
-        return f"<Priming {self.description} matched {self.matched}x>"
 
 
 @dataclass
@@ -319,7 +195,9 @@ class Node:
         }
         for key, values in (supported or {}).items():
             self._supported[key] = list(values)
-        self._primings: List[Priming] = []
+        # Its own primings first, then shared books (a cluster's per-DC and whole-cluster ones).
+        self.priming_book = PrimingBook("node primings")
+        self._priming_sources: Tuple[PrimingBook, ...] = ()  # replaced, never mutated: read unlocked
         # Both caches are bounded in bytes of the statement text they keep,
         # least recently used first out (each has its own lock).
         self._prepared: SizedCache[bytes, _Prepared] = SizedCache(
@@ -350,42 +228,72 @@ class Node:
         *,
         times: Optional[int] = None,
         params: Optional[Mapping[str, str]] = None,
+        keyspace: Optional[str] = None,
+        consistency: Any = None,
+        values: Any = None,
     ) -> Priming:
         """Prime an answer for queries matching `query` (text, re, or predicate).
 
         Text matches after whitespace is collapsed and `USING TIMEOUT`/`;`
-        suffixes are dropped. `params` names the bind markers' types for
-        PREPARE. The latest priming wins; `times` limits how often it answers.
+        suffixes are dropped. `params` names the bind markers' types (for
+        PREPARE, and to decode a QUERY's values). `keyspace`, `consistency`
+        (a name like "QUORUM", a Consistency, or several) and `values` (the
+        bound values as Python values, or a predicate over them) narrow the
+        match. The latest priming wins; `times` limits how often it answers.
         """
-        priming = Priming(query, times=times, params=params)
-        with self._lock:
-            self._primings.insert(0, priming)
-        return priming
+        return self.priming_book.when_query(
+            query, times=times, params=params, keyspace=keyspace, consistency=consistency, values=values,
+        )
 
     def primings(self) -> List[Priming]:
+        """The node's own primings, the latest first (not those of shared books)."""
+        return self.priming_book.primings()
+
+    def clear_primings(self) -> None:
+        """Forget the node's own primings (shared books stay)."""
+        self.priming_book.clear()
+
+    def add_priming_source(self, book: PrimingBook) -> None:
+        """Consult `book` after the node's own primings (and after books added before it)."""
+        if not isinstance(book, PrimingBook):
+            raise TypeError(f"add_priming_source() takes a fakecql.PrimingBook, got {book!r}")
         with self._lock:
-            return list(self._primings)
+            if any(b is book for b in self._priming_sources):
+                raise ValueError(f"{book!r} is already a priming source of this node")
+            self._priming_sources = self._priming_sources + (book,)
+
+    def remove_priming_source(self, book: PrimingBook) -> None:
+        with self._lock:
+            if not any(b is book for b in self._priming_sources):
+                raise ValueError(f"{book!r} is not a priming source of this node")
+            self._priming_sources = tuple(b for b in self._priming_sources if b is not book)
+
+    def priming_sources(self) -> Tuple[PrimingBook, ...]:
+        return self._priming_sources
+
+    def unmet_expectations(self, *, sources: bool = False) -> List[UnmetExpectation]:
+        """Expectations of the node's own primings not met (and its shared books' with sources=True)."""
+        books = (self.priming_book,) + (self._priming_sources if sources else ())
+        return [u for book in books for u in book.unmet()]
 
     def session(self, connection: int) -> "NodeSession":
         return NodeSession(self, connection)
 
     # -- answering ---------------------------------------------------------------
-    def _primed(self, normalized: str, *, count: bool = True) -> Optional[Priming]:
-        """The latest priming that answers this query (counted as used unless count=False).
-
-        The test's matchers run outside the lock: a slow one on the worker
-        thread (a large request) must not hold the loop's requests."""
-        with self._lock:
-            primings = list(self._primings)
-        for priming in primings:
-            if priming.matches(normalized):
-                with self._lock:
-                    if not priming.matches_again():  # used up meanwhile by another connection
-                        continue
-                    if count:
-                        priming.matched += 1
-                return priming
+    def find_priming(
+        self, request: PrimedRequest, *, count: bool = True, skip: FrozenSet[int] = frozenset()
+    ) -> Optional[Tuple[Priming, Any]]:
+        """The priming that answers `request`: the node's own, then its sources', in order."""
+        for book in (self.priming_book,) + self._priming_sources:
+            found = book.find(request, count=count, skip=skip)
+            if found is not None:
+                return found
         return None
+
+    def _primed(self, normalized: str, *, count: bool = True) -> Optional[Priming]:
+        """The latest priming answering this text (kept for callers that match on text only)."""
+        found = self.find_priming(PrimedRequest(normalized), count=count)
+        return None if found is None else found[0]
 
     def _local_row(self) -> Dict[str, Any]:
         ident = self.identity
@@ -548,7 +456,16 @@ class NodeSession:
         shown = normalized if len(normalized) <= _SHOWN_QUERY else normalized[:_SHOWN_QUERY] + "..."
         self.node.activity.add(UnexpectedRequest(self.connection, description=description, query=shown))
 
-    def _query(self, text: str, params: QueryParameters, version: int, prepared: Optional[_Prepared] = None) -> Response:
+    def _query(
+        self,
+        text: str,
+        params: QueryParameters,
+        version: int,
+        prepared: Optional[_Prepared] = None,
+        *,
+        statement_id: Optional[bytes] = None,
+        skip: FrozenSet[int] = frozenset(),
+    ) -> Response:
         statement: Optional[cql.Statement]
         if prepared is not None:  # its text was normalized when it was prepared
             normalized, statement = prepared.query, prepared.statement
@@ -558,9 +475,29 @@ class NodeSession:
             normalized, statement = cql.normalize_query(text), None
         else:
             normalized, statement = cql.parse_query(text)
-        priming = self.node._primed(normalized)
-        if priming is not None and priming.answer is not None:
-            return priming.answer.respond(self.node, statement)
+        session_keyspace = (prepared.keyspace if prepared else params.keyspace) or self.keyspace
+        request = PrimedRequest(
+            normalized,
+            keyspace=getattr(statement, "keyspace", None) or session_keyspace,
+            consistency=params.consistency,
+            raw_values=self._named_in_order(params, prepared),
+            types=tuple(spec.type for spec in prepared.params) if prepared is not None else None,
+            statement_id=statement_id,
+        )
+        found = self.node.find_priming(request, skip=skip)
+        if found is not None:
+            priming, answer = found
+            if not answer.delay_only:
+                return answer.respond(statement, request)
+            # then_delay() alone: what comes next (an older priming, or the node), later.
+            try:
+                later = self._query(text, params, version, prepared, statement_id=statement_id,
+                                    skip=skip | {id(priming)})
+            except _InvalidRequest as exc:
+                later = Error(code=exc.code, message=str(exc))
+            if isinstance(later, DeferredAnswer):
+                return later if later.delay is None else DeferredAnswer(answer.seconds + later.delay, later.response)
+            return DeferredAnswer(answer.seconds, later)
         try:
             if statement is None:
                 raise self._too_long(text)
@@ -610,6 +547,14 @@ class NodeSession:
             f"CQLServer(limits=Limits(max_query_text=...)) or serve --max-query-bytes"
         )
         return _InvalidRequest(message, incident=f"no priming matches and the text is too long: {message}")
+
+    @staticmethod
+    def _named_in_order(params: QueryParameters, prepared: Optional[_Prepared]) -> Tuple[Any, ...]:
+        """The bound values in marker order (values sent by name put in their places)."""
+        if params.names is None or prepared is None:
+            return params.values
+        by_name = dict(zip(params.names, params.values))
+        return tuple(by_name.get(spec.name) for spec in prepared.params)
 
     def _bound_values(
         self, statement: cql.Statement, params: QueryParameters, prepared: Optional[_Prepared]
@@ -784,12 +729,15 @@ class NodeSession:
         too_long = _over_limit(request.query, self.node.limits.max_query_text)
         normalized = cql.normalize_query(request.query)
         statement = None if too_long else cql.parse_statement(normalized)
-        priming = self.node._primed(normalized, count=False)
+        keyspace_name = request.keyspace or self.keyspace
+        found = self.node.find_priming(
+            PrimedRequest(normalized, keyspace=getattr(statement, "keyspace", None) or keyspace_name), count=False,
+        )
+        priming = None if found is None else found[0]
         if statement is None and priming is None:
             exc = self._too_long(request.query)
             self._unexpected(normalized, exc.incident or str(exc))
             raise exc
-        keyspace_name = request.keyspace or self.keyspace
         params: Tuple[ColumnSpec, ...]
         result_columns: Tuple[ColumnSpec, ...] = ()
         if priming is not None and priming.params:
@@ -878,7 +826,8 @@ class NodeSession:
                 "prepared too many queries and it has been evicted from the internal cache)",
                 info=UnpreparedInfo(statement_id=request.query_id),
             )
-        return self._query(prepared.query, request.parameters, version, prepared=prepared)
+        return self._query(prepared.query, request.parameters, version, prepared=prepared,
+                           statement_id=request.query_id)
 
     def _batch(self, request: Batch, version: int) -> Response:
         # Looked up once: another connection's PREPARE may evict them meanwhile.
@@ -893,16 +842,25 @@ class NodeSession:
                         info=UnpreparedInfo(statement_id=statement.query_id),
                     )
                 found[i] = prepared
+        delay: Optional[float] = 0.0  # the longest delay primed for a statement; None: no answer
         for i, statement in enumerate(request.statements):
             if i in found:
                 prepared = found[i]
-                answer = self._query(prepared.query, QueryParameters(values=statement.values), version, prepared=prepared)
+                params = QueryParameters(values=statement.values, consistency=request.consistency)
+                answer = self._query(prepared.query, params, version, prepared=prepared,
+                                     statement_id=statement.query_id)
             else:
-                params = QueryParameters(values=statement.values, keyspace=request.keyspace)
+                params = QueryParameters(values=statement.values, keyspace=request.keyspace,
+                                         consistency=request.consistency)
                 answer = self._query(statement.query or "", params, version)
+            if isinstance(answer, DeferredAnswer):  # the batch answers as late as its latest statement
+                if answer.delay is None:
+                    return answer
+                delay = max(delay or 0.0, answer.delay)
+                answer = answer.response or VoidResult()
             if isinstance(answer, Error):  # e.g. primed: the batch fails with it
-                return answer
-        return VoidResult()
+                return DeferredAnswer(delay, answer) if delay else answer
+        return DeferredAnswer(delay, VoidResult()) if delay else VoidResult()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
 # that builds any node and stops every node it built, and ready-made nodes
 # on top of it. At teardown the factory fails the test if a node saw
 # something the test did not expect (pytest_httpx's lesson: check by
-# default), unless the test is marked `fakecql_allow_unexpected`.
+# default), unless the test is marked `fakecql_allow_unexpected`; and if a
+# priming's expectation (Priming.expect) was not met, marker or not.
 #
 # Safe under pytest-xdist: every node listens on port 0 of loopback and
 # nothing is shared between workers but the CA object in each process.
@@ -85,14 +86,25 @@ def cql_server_factory(
         errors.extend(f"{server!r} left behind: {what}" for what in server.leftovers())
     if errors:
         pytest.fail("\n".join(errors), pytrace=False)
+    reports = []
     if request.node.get_closest_marker(MARKER) is None:
-        reports = []
         for server in servers:
             incidents = server.activity.incidents()
             if incidents or server.activity.incidents_dropped:
                 reports.append(server.describe_incidents(incidents))
-        if reports:
-            pytest.fail("\n\n".join(reports), pytrace=False)
+    # Expectations the test made itself fail it whatever the marker says; a book
+    # shared by several nodes is listed once.
+    books_seen: List[int] = []
+    for server in servers:
+        unmet = []
+        for book in (server.node.priming_book,) + server.node.priming_sources():
+            if id(book) not in books_seen:
+                books_seen.append(id(book))
+                unmet.extend(book.unmet())
+        if unmet:
+            reports.append(server.describe_unmet(unmet))
+    if reports:
+        pytest.fail("\n\n".join(reports), pytrace=False)
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ import traceback
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
-from . import cql
+from . import cql, requestlog
 from ._openssl import KeyUpdateUnavailable
 from .activity import (
     ActivityLog,
@@ -66,6 +66,7 @@ from .activity import (
 from .faults import Fault, FaultPlan
 from .limits import Limits
 from .node import Node, NodeIdentity, NodeSession, PasswordAuth
+from .priming import DeferredAnswer, describe_unmet
 from .protocol.connection import (
     ConnectionEvent,
     ProtocolViolation,
@@ -75,7 +76,7 @@ from .protocol.connection import (
 )
 from .protocol.errors import FakeCQLError, UnsupportedVersionError
 from .protocol.frames import Opcode
-from .protocol.messages import Batch, Event, Execute, Query, Response, Startup
+from .protocol.messages import Batch, Event, Execute, Prepare, Query, Response, Startup
 from .shards import ShardAssigner, Sharding
 from .tls import TLSConfig, TLSEngine, TLSHandshakeError
 
@@ -140,6 +141,7 @@ class _Connection(asyncio.Protocol):
         self._shaping = False  # a timer will send the next shaped piece
         self._shaping_due = False  # the head piece's delay has passed
         self.requests = 0
+        self.withheld = 0  # requests primed with then_no_answer(): never answered
         self.input_held = False
         self.held: List[bytes] = []
         self.closing = False
@@ -199,6 +201,8 @@ class _Connection(asyncio.Protocol):
         unanswered = len(self.backlog) + (self._offloaded is not None)
         if unanswered:
             reason = f"{reason}, with {unanswered} requests unanswered"
+        if self.withheld:
+            reason = f"{reason}, with {self.withheld} answers withheld (then_no_answer)"
         self.activity.add(ConnectionClosed(self.number, reason=reason))
 
     def _guard(self, callback: Callable[..., None], *args: Any) -> None:
@@ -320,7 +324,7 @@ class _Connection(asyncio.Protocol):
                 fatal = fatal or event.fatal
             if self.closing:
                 return
-            if answer is not None:
+            if answer:  # None or b"": not answered now (a fault, or a primed delay)
                 answers.append(answer)
                 size += len(answer)
         if answers:
@@ -393,17 +397,39 @@ class _Connection(asyncio.Protocol):
             query = prepared.query if prepared else f"<unknown prepared id {message.query_id.hex()}>"
         elif isinstance(message, Batch):
             query = "BATCH"
+        elif isinstance(message, Prepare):
+            query = message.query
         self.activity.add(FrameReceived(
             self.number, version=event.version, stream=event.stream, opcode=message.opcode.name,
             length=event.length, query=query,
             startup_options=dict(message.options) if isinstance(message, Startup) else None,
             shard=self.shard,
+            node=f"{self.server.host}:{self.server.port}",
+            **requestlog.describe(message, self.server.node, self.session.keyspace),
         ))
 
     def _respond(self, event: RequestReceived, response: Response) -> bytes:
+        if isinstance(response, DeferredAnswer):
+            self._defer(event, response)
+            return b""
         if isinstance(event.message, Startup) and self.session.compression is not None:
             self.cql.negotiate_compression(self.session.compression)
         return self.cql.send(event.stream, response, version=event.version)
+
+    def _defer(self, event: RequestReceived, deferred: DeferredAnswer) -> None:
+        """A primed then_delay()/then_no_answer(): answer on a timer, or never. The
+        stream stays open either way; the connection goes on with its other
+        streams. The timers die with the connection (connection_lost)."""
+        if deferred.delay is None or deferred.response is None:
+            self.withheld += 1
+            return
+        response = deferred.response
+
+        def send_late() -> None:  # run by call_later under _guard: an exception is an incident
+            if not self.closing and not self._lost:
+                self._write(self._respond(event, response))
+
+        self.call_later(deferred.delay, send_late)
 
     # -- large requests: decoded and answered on the server's worker thread ----------
     def _offload(self, request: UndecodedRequest) -> None:
@@ -443,7 +469,9 @@ class _Connection(asyncio.Protocol):
                 self.close()
                 return
         elif isinstance(event, RequestReceived) and response is not None:
-            self._write(self._respond(event, response))
+            answer = self._respond(event, response)
+            if answer:
+                self._write(answer)
         if self.closing:
             return
         if self.backlog and not self._write_paused:
@@ -715,11 +743,26 @@ class CQLServer:
         return self.node.when_query(query, **kwargs)
 
     def check(self) -> None:
-        """Raise UnexpectedActivityError listing every incident the test has not taken."""
+        """Raise UnexpectedActivityError listing every incident the test has not taken,
+        and every expectation of the node's own primings not met (shared books are
+        checked by their owner: PrimingBook.check(), a cluster's check())."""
+        reports = []
         incidents = self.activity.incidents()
-        if not incidents and not self.activity.incidents_dropped:
-            return
-        raise UnexpectedActivityError(self.describe_incidents(incidents))
+        if incidents or self.activity.incidents_dropped:
+            reports.append(self.describe_incidents(incidents))
+        unmet = self.node.unmet_expectations()
+        if unmet:
+            reports.append(self.describe_unmet(unmet))
+        if reports:
+            raise UnexpectedActivityError("\n\n".join(reports))
+
+    def describe_unmet(self, unmet: Sequence[Any]) -> str:
+        """The listing of unmet priming expectations: which priming, expected, seen."""
+        return describe_unmet(unmet, f"fakecql node {self.host}:{self.port}")
+
+    def clear_primings(self) -> None:
+        """Forget the node's own primings; see Node.clear_primings."""
+        self.node.clear_primings()
 
     def describe_incidents(self, incidents: Sequence[Incident]) -> str:
         dropped = self.activity.incidents_dropped
@@ -736,7 +779,7 @@ class CQLServer:
         primings = self.node.primings()
         if primings:
             lines.append("it was primed with:")
-            lines.extend(f"  - {p.description} -> {type(p.answer).__name__.strip('_')} (matched {p.matched}x)" for p in primings)
+            lines.extend(f"  - {p.summary()}" for p in primings)
         else:
             lines.append("it was primed with nothing (only built-in tables answer).")
         lines.append("Take incidents a test expects with server.activity.take_incidents().")

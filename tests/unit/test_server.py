@@ -123,7 +123,7 @@ def test_incidents_fail_check_with_a_listing(cql_server_factory):
     text = str(caught.value)
     assert "UnexpectedRequest" in text and "UPDATE ks.t SET v = 1 WHERE k = 2" in text
     assert "unknown opcode 0x42" in text
-    assert "'SELECT * FROM ks.t' -> Fixed (matched 0x)" in text
+    assert "'SELECT * FROM ks.t' -> Void [always] (matched 0x)" in text
     server.activity.take_incidents()
     server.check()  # taken: nothing left to report
 
