@@ -88,9 +88,9 @@ class HandBuiltCluster:
         return self.nodes[index]
 
     def _tls(self, index: int) -> Optional[TLSConfig]:
-        if isinstance(self.tls, (list, tuple)):
-            return self.tls[index]
-        return self.tls
+        if self.tls is None or isinstance(self.tls, TLSConfig):
+            return self.tls
+        return self.tls[index]
 
     def start(self, timeout: float = 10.0) -> "HandBuiltCluster":
         if self.nodes:
