@@ -174,6 +174,23 @@ def test_route_change_event_moves_the_driver(ca: trustme.CA, three_nodes: Any, l
         second.check()
 
 
+# -- the same two halves as matrix scenarios (worker processes, this environment's driver) ----------
+
+def test_both_halves_as_matrix_scenarios_under_every_reactor() -> None:
+    from fakecql.matrix.envs import installed_env
+    from fakecql.matrix.runner import run_matrix
+    from fakecql.matrix.scenarios import scenario
+
+    names = ["test_ssl_without_hostname_verification_through_nlb", "test_ssl_with_hostname_verification_raises_error"]
+    run = run_matrix([installed_env()], [scenario(n) for n in names], reactors=REACTORS, jobs=2)
+    cells = {(c.reactor, c.scenario): c for c in run.cells}
+    assert set(cells) == {(r, n) for r in REACTORS for n in names}
+    assert all(not c.deviates for c in cells.values()), [c for c in cells.values() if c.deviates]
+    for (reactor, name), cell in cells.items():
+        expected = "xfail" if reactor == "asyncio" and name == names[0] and not stock_asyncio_has_tls_transport() else "pass"
+        assert cell.outcome == expected, cell
+
+
 # -- through `serve --tls --nodes 3 --nlb`, a separate process ---------------------------------------
 
 def test_serve_nlb_from_a_separate_process(tmp_path: Any) -> None:
