@@ -228,6 +228,21 @@ def test_serve_nlb_from_a_separate_process(tmp_path: Any) -> None:
         assert serve.out.rest()[-1] == "stopped"
 
 
+def test_scylla_driver_decodes_the_client_routes_change_event() -> None:
+    from cassandra.protocol import EventMessage
+    from cassandra.protocol import ProtocolHandler
+
+    from fakecql.protocol.messages import ClientRoutesChange, Event
+    from tests.integration.test_driver_decodes_results import driver_decode
+
+    event = Event(event=ClientRoutesChange(connection_ids=("c1", "c2"), host_ids=(str(uuid.uuid4()), "h2")))
+    for version in (3, 4, 5):
+        message = driver_decode(ProtocolHandler, event, version)
+        assert isinstance(message, EventMessage) and message.event_type == "CLIENT_ROUTES_CHANGE"
+        assert message.event_args == {"change_type": "UPDATE_NODES", "connection_ids": ["c1", "c2"],
+                                      "host_ids": list(event.event.host_ids)}
+
+
 # -- the proxy itself ---------------------------------------------------------------------------------
 
 def peer_certificate(address: Tuple[str, int], ca: trustme.CA) -> bytes:
