@@ -61,9 +61,10 @@ def node_certs(ca: trustme.CA) -> List[trustme.LeafCert]:
 
 
 @pytest.fixture
-def three_nodes(ca: trustme.CA, node_certs: List[trustme.LeafCert]) -> Iterator[Any]:
-    tls = [TLSConfig.create(ca, server_cert=cert) for cert in node_certs]
-    with HandBuiltCluster(3, tls=tls, flavor="scylla") as cluster:
+def three_nodes(ca: trustme.CA) -> Iterator[Any]:
+    """Three TLS Scylla nodes, one certificate naming all three (as the upstream test's)."""
+    tls = TLSConfig.create(ca, server_cert=ca.issue_cert(*HOSTS))
+    with HandBuiltCluster(3, tls=tls, flavor="scylla") as cluster:  # at merge: CQLCluster(3, tls=tls, flavor="scylla")
         yield cluster
         cluster.check()
 
@@ -73,6 +74,16 @@ def link(three_nodes: Any) -> Iterator[PrivateLink]:
     with PrivateLink(three_nodes) as private_link:
         yield private_link
         private_link.check()
+
+
+@pytest.fixture
+def distinct_link(ca: trustme.CA, node_certs: List[trustme.LeafCert]) -> Iterator[PrivateLink]:
+    """The NLB in front of three nodes with a certificate each, so a client can tell which one answered."""
+    tls = [TLSConfig.create(ca, server_cert=cert) for cert in node_certs]
+    with HandBuiltCluster(3, tls=tls, flavor="scylla") as cluster, PrivateLink(cluster) as private_link:
+        yield private_link
+        private_link.check()
+        cluster.check()
 
 
 def client_context(ca: trustme.CA, check_hostname: bool) -> ssl.SSLContext:
@@ -258,17 +269,20 @@ def der_of(cert: trustme.LeafCert) -> bytes:
 
 
 def test_tls_passes_through_to_each_nodes_own_certificate(ca: trustme.CA, node_certs: List[trustme.LeafCert],
-                                                          link: PrivateLink) -> None:
+                                                          distinct_link: PrivateLink) -> None:
+    nlb = distinct_link.nlb
     for index, cert in enumerate(node_certs):
-        assert peer_certificate(link.nlb.node_address(index), ca) == der_of(cert)
-        assert link.nlb.forwarded(index) == 1
+        assert peer_certificate(nlb.node_address(index), ca) == der_of(cert)
+        assert nlb.forwarded(index) == 1
 
 
-def test_discovery_port_is_round_robin(ca: trustme.CA, node_certs: List[trustme.LeafCert], link: PrivateLink) -> None:
-    seen = [peer_certificate(link.nlb.address, ca) for _ in range(4)]
+def test_discovery_port_is_round_robin(ca: trustme.CA, node_certs: List[trustme.LeafCert],
+                                       distinct_link: PrivateLink) -> None:
+    nlb = distinct_link.nlb
+    seen = [peer_certificate(nlb.address, ca) for _ in range(4)]
     assert seen == [der_of(node_certs[i]) for i in (0, 1, 2, 0)]
-    assert [link.nlb.discovered(i) for i in range(3)] == [2, 1, 1]
-    assert [link.nlb.forwarded(i) for i in range(3)] == [0, 0, 0]
+    assert [nlb.discovered(i) for i in range(3)] == [2, 1, 1]
+    assert [nlb.forwarded(i) for i in range(3)] == [0, 0, 0]
 
 
 class Target:
