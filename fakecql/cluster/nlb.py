@@ -26,6 +26,7 @@ import asyncio
 import ipaddress
 import itertools
 import socket
+import struct
 import threading
 import traceback
 import uuid
@@ -92,6 +93,9 @@ class _Side(asyncio.Protocol):
     def close(self, reset: bool = False) -> None:
         if self.transport is not None and not self.lost:
             if reset:
+                sock = self.transport.get_extra_info("socket")
+                if sock is not None and sock.fileno() != -1:  # linger 0: close() sends RST, not FIN
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.transport.abort()
             else:
                 self.transport.close()  # flushes what is buffered, then FIN

@@ -13,10 +13,12 @@
 # one place to swap it for CQLCluster(3, tls=..., flavor="scylla").
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import socket
+import struct
 import ssl
 import threading
 import time
@@ -27,6 +29,7 @@ import pytest
 import trustme
 
 from fakecql.cluster import NLB, ClientRoute, PrivateLink
+from fakecql.cluster.nlb import NLBError
 from fakecql.cluster._hand_built import HandBuiltCluster
 from fakecql.reactors import load_reactor
 from fakecql.tls import TLSConfig
@@ -434,6 +437,52 @@ def test_stop_closes_both_directions() -> None:
         finally:
             nlb.stop()
         nlb.check()
+    finally:
+        target.close()
+
+
+def test_a_reset_passes_through_as_a_reset() -> None:
+    def reset(conn: socket.socket) -> None:
+        conn.recv(10)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close() sends RST
+
+    target = Target(reset)
+    try:
+        with NLB([("127.0.0.1", target.port)]) as nlb:
+            with socket.create_connection(nlb.node_address(0), timeout=TIMEOUT) as client:
+                client.sendall(b"hi")
+                with pytest.raises(ConnectionResetError):
+                    read_to_eof(client)
+            assert eventually(lambda: nlb.active_connections() == 0, TIMEOUT)
+            nlb.check()
+    finally:
+        target.close()
+
+
+def test_an_exception_inside_the_nlb_surfaces_in_check(monkeypatch: Any) -> None:
+    """The founding bug of this project was an exception nobody read: the NLB keeps every one."""
+    from fakecql.cluster import nlb as nlb_module
+
+    def broken(self: Any, side: Any, data: bytes) -> None:
+        raise RuntimeError("forwarding broke")
+
+    def echo(conn: socket.socket) -> None:
+        try:
+            conn.sendall(conn.recv(10))
+        except ConnectionResetError:  # the NLB resets a connection it failed on
+            pass
+
+    target = Target(echo)
+    try:
+        with NLB([("127.0.0.1", target.port)]) as nlb:
+            monkeypatch.setattr(nlb_module._Pipe, "forward", broken)
+            with socket.create_connection(nlb.node_address(0), timeout=TIMEOUT) as client:
+                client.sendall(b"ping")
+                with contextlib.suppress(ConnectionResetError):
+                    read_to_eof(client)  # the failing connection is closed
+            assert eventually(lambda: bool(nlb.errors), TIMEOUT)
+            with pytest.raises(NLBError, match="RuntimeError: forwarding broke"):
+                nlb.check()
     finally:
         target.close()
 

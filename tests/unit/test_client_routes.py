@@ -206,3 +206,13 @@ def test_node_accepts_register_for_client_routes_change(node):
     session = _session(node)
     assert session.handle(Register(event_types=("CLIENT_ROUTES_CHANGE", "STATUS_CHANGE")), 4, 2) == Ready()
     assert "CLIENT_ROUTES_CHANGE" in session.registered
+
+
+def test_node_serves_the_upstream_tests_visibility_query(node):
+    """test_client_routes.py polls every node with this before it connects through the NLB."""
+    session = _session(node)
+    text = "SELECT * FROM system.client_routes WHERE connection_id = 'c1' ALLOW FILTERING"
+    rows = _rows(session.handle(Query(query=text, parameters=QueryParameters()), 4, 1))
+    assert [(r["connection_id"], r["host_id"], r["port"]) for r in rows] == [("c1", H1, 9001), ("c1", H2, 9002)]
+    assert set(rows[0]) == {"connection_id", "host_id", "address", "port", "tls_port", "alternator_port",
+                            "alternator_https_port"}
