@@ -307,6 +307,11 @@ def _serve(args: argparse.Namespace) -> int:
         raise _UsageError("--nlb needs --nodes (the NLB stands in front of a cluster)")
     if args.nlb_host is not None and not args.nlb:
         raise _UsageError("--nlb-host needs --nlb")
+    if args.nodes:
+        first = ipaddress.ip_address(args.host)
+        if first.version != 4 or not first.is_loopback or int(first) + args.nodes - 1 > int(ipaddress.ip_address("127.255.255.254")):
+            raise _UsageError(f"--nodes {args.nodes} needs an IPv4 loopback --host with room for {args.nodes} "
+                              f"addresses from it (nodes take HOST, HOST+1, ...), got {args.host}")
     limits = _limits(args)
     tls_min, tls_max = args.tls_min or "1.2", args.tls_max or "1.3"
     if tls_version(tls_min) > tls_version(tls_max):

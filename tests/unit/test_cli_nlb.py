@@ -15,7 +15,10 @@ from fakecql import cli
     (["serve", "--nodes", "0"], "--nodes must be a number of nodes from 1 to 254, got '0'"),
     (["serve", "--nodes", "three"], "--nodes must be a number of nodes from 1 to 254, got 'three'"),
     (["serve", "--nodes", "3", "--nlb", "--nlb-host", "nlb.local"], "--nlb-host"),
-], ids=["nlb-without-nodes", "nlb-host-without-nlb", "zero-nodes", "nodes-not-a-number", "nlb-host-not-an-address"])
+    (["serve", "--nodes", "3", "--host", "::1"], "--nodes 3 needs an IPv4 loopback --host"),
+    (["serve", "--nodes", "3", "--host", "127.255.255.253"], "with room for 3 addresses"),
+], ids=["nlb-without-nodes", "nlb-host-without-nlb", "zero-nodes", "nodes-not-a-number", "nlb-host-not-an-address",
+        "nodes-ipv6", "nodes-past-the-end"])
 def test_misuse_is_one_error_line(argv, message, capsys):
     assert cli.main(argv) == 2
     out, err = capsys.readouterr()
