@@ -308,8 +308,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.nlb_host is not None and not args.nlb:
         raise _UsageError("--nlb-host needs --nlb")
     if args.nodes:
-        first = ipaddress.ip_address(args.host)
-        if first.version != 4 or not first.is_loopback or int(first) + args.nodes - 1 > int(ipaddress.ip_address("127.255.255.254")):
+        first, last_loopback = ipaddress.ip_address(args.host), ipaddress.ip_address("127.255.255.254")
+        if first.version != 4 or not first.is_loopback or int(first) + args.nodes - 1 > int(last_loopback):
             raise _UsageError(f"--nodes {args.nodes} needs an IPv4 loopback --host with room for {args.nodes} "
                               f"addresses from it (nodes take HOST, HOST+1, ...), got {args.host}")
     limits = _limits(args)
