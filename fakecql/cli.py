@@ -93,6 +93,16 @@ def _host(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected an IP address such as 127.0.0.1 or ::1, got {text!r}") from None
 
 
+def _node_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 254:
+        raise argparse.ArgumentTypeError(f"--nodes must be a number of nodes from 1 to 254, got {text!r}")
+    return count
+
+
 def _auth(text: str) -> PasswordAuth:
     try:
         return PasswordAuth.parse(text)
@@ -227,6 +237,14 @@ def build_parser(prog: str = "fakecql") -> argparse.ArgumentParser:
         shown = UNBOUNDED if default is None else (str(default) if name == "log_entries" else _format_size(default))
         serve.add_argument(flag, dest=name, type=kind, metavar=metavar, default=argparse.SUPPRESS,
                            help=text.format(shown))
+    # -- issue 12, part "nlb": a minimal --nodes (part "cluster" brings the full one; the lead reconciles)
+    serve.add_argument("--nodes", type=_node_count, metavar="N",
+                       help="serve N nodes on HOST, HOST+1, ... (127.0.0.1, 127.0.0.2, ...) and the same port")
+    serve.add_argument("--nlb", action="store_true",
+                       help="with --nodes: a layer-4 NLB in front of the nodes, and client routes through it "
+                            "(Scylla flavour; for scylla-driver's ClientRoutesConfig)")
+    serve.add_argument("--nlb-host", type=_host, default=None, metavar="ADDRESS",
+                       help="the NLB's address (default 127.0.0.100)")
     serve.add_argument("-v", "--verbose", action="store_true",
                        help="print the traceback of each exception inside the node, not only its line")
     serve.set_defaults(parser=serve)
@@ -307,6 +325,15 @@ def _serve(args: argparse.Namespace) -> int:
         raise _UsageError("--shard-aware-port needs --shards")
     if args.shard_aware_port and args.shard_aware_port == args.port:
         raise _UsageError(f"--shard-aware-port must differ from --port (both are {args.port})")
+    if args.nlb and not args.nodes:
+        raise _UsageError("--nlb needs --nodes (the NLB stands in front of a cluster)")
+    if args.nlb_host is not None and not args.nlb:
+        raise _UsageError("--nlb-host needs --nlb")
+    if args.nodes:
+        first, last_loopback = ipaddress.ip_address(args.host), ipaddress.ip_address("127.255.255.254")
+        if first.version != 4 or not first.is_loopback or int(first) + args.nodes - 1 > int(last_loopback):
+            raise _UsageError(f"--nodes {args.nodes} needs an IPv4 loopback --host with room for {args.nodes} "
+                              f"addresses from it (nodes take HOST, HOST+1, ...), got {args.host}")
     limits = _limits(args)
     tls_min, tls_max = args.tls_min or "1.2", args.tls_max or "1.3"
     if tls_version(tls_min) > tls_version(tls_max):
@@ -344,6 +371,18 @@ def _serve(args: argparse.Namespace) -> int:
                 raise OSError(exc.errno, f"--certs-dir {certs_dir}: cannot write the certificates there: "
                                          f"{_os_error_text(exc)}") from None
         activity = ActivityLog(max_entries=limits.log_entries, max_text_bytes=limits.log_text_bytes)
+        if args.nodes:
+            from .cluster.serve import serve_cluster
+
+            printer = incident_printer(verbose=args.verbose)
+            activity.subscribe(printer)
+            try:
+                status = serve_cluster(args, tls=tls, files=files, limits=limits, activity=activity, stop=stop)
+            finally:
+                activity.unsubscribe(printer)
+            print(summary(activity.counters()), flush=True)
+            print("stopped", flush=True)
+            return status
         server = CQLServer(tls=tls, host=args.host, port=args.port, protocol_versions=args.protocol_versions,
                            auth=args.auth, record_frames=not args.no_frame_log, limits=limits, activity=activity,
                            shards=args.shards, shard_aware_port=args.shard_aware_port or 0)

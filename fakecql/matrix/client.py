@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ..reactors import uses_pyopenssl
 from .causes import describe
-from .scenarios import CONNECT_TIMEOUT, ClientSpec, Scenario
+from .scenarios import CONNECT_TIMEOUT, ROUTES_CONNECTION_ID, ClientSpec, Scenario
 
 __all__ = ["ClientResult", "CertFiles", "run_client", "error_chain"]
 
@@ -68,6 +68,7 @@ class ClientResult:
     certificate_error: bool = False  # a certificate verification failure is in the chain
     timed_out: bool = False  # the chain holds a driver timeout (OperationTimedOut and kin)
     authentication_failed: bool = False  # the chain holds the driver's AuthenticationFailed
+    driver_refused: bool = False  # Cluster() itself raised ValueError: the driver refused the configuration
     seconds: float = 0.0
     unavailable: str = ""  # why this reactor cannot play this scenario here
 
@@ -186,12 +187,30 @@ def tls_settings(scenario: Scenario, files: CertFiles, connection_class: type) -
                              "(upstream skips this test for it too)")
         return {"ssl_context": ssl.create_default_context(cafile=files.ca)}
     if spec.tls_path == "context":
+        if pyopenssl and spec.client_routes and spec.check_hostname:
+            raise ValueError("a pyOpenSSL context has no check_hostname, which is what this scenario sets")
         settings: Dict[str, Any] = {
             "ssl_context": _pyopenssl_context(spec, files) if pyopenssl else _stdlib_context(spec, files)}
         if spec.hostname_option:
             settings["ssl_options"] = {"check_hostname": True}
         return settings
     raise ValueError(f"unknown TLS path {spec.tls_path!r}")
+
+
+def _check_routed(cluster: Any, host: str, port: int, nodes: int) -> None:
+    """Every host's endpoint resolves to the NLB (`host`) with a port of its own, not the discovery port."""
+    from cassandra.connection import ClientRoutesEndPoint
+
+    resolved = {}
+    for member in cluster.metadata.all_hosts():
+        if not isinstance(member.endpoint, ClientRoutesEndPoint):
+            raise AssertionError(f"host {member} has endpoint {member.endpoint!r}, not a ClientRoutesEndPoint")
+        resolved[member.endpoint.address] = member.endpoint.resolve()
+    ports = {p for _, p in resolved.values()}
+    if (len(resolved) != nodes or {h for h, _ in resolved.values()} != {host} or len(ports) != nodes
+            or port in ports):
+        raise AssertionError(f"expected {nodes} hosts whose endpoints resolve to {host} with a port of their own "
+                             f"(not the discovery port {port}), got {resolved}")
 
 
 # -- running ------------------------------------------------------------------------------
@@ -210,6 +229,12 @@ def run_client(
 
     spec = scenario.client
     result = ClientResult()
+    if spec.client_routes:
+        try:
+            from cassandra.client_routes import ClientRouteProxy, ClientRoutesConfig
+        except ImportError as exc:
+            result.unavailable = f"this driver has no client routes (cassandra.client_routes): {exc}"
+            return result
     try:
         settings = tls_settings(scenario, files, connection_class)
     except ValueError as exc:
@@ -229,14 +254,24 @@ def run_client(
         from cassandra.auth import PlainTextAuthProvider
 
         options["auth_provider"] = PlainTextAuthProvider("cassandra", spec.password)
+    if spec.client_routes:
+        options["client_routes_config"] = ClientRoutesConfig(
+            proxies=[ClientRouteProxy(ROUTES_CONNECTION_ID, host)])
+        options["contact_points"] = [host]  # the NLB's discovery port
     started = time.monotonic()
     try:
         cluster = Cluster(**options)
     except ImportError as exc:  # the driver refuses this reactor here (a package it needs is missing)
         result.unavailable = f"Cluster() refuses this reactor: {exc}"
         return result
+    except Exception as exc:  # the driver refuses the configuration (client routes with check_hostname, say)
+        result.error = describe(exc)
+        result.error_chain = [describe(e) for e in error_chain(exc)]
+        result.driver_refused = isinstance(exc, ValueError)
+        result.seconds = time.monotonic() - started
+        return result
     try:
-        session = cluster.connect()
+        session = cluster.connect(wait_for_all_pools=spec.client_routes)
         result.connected = True
         result.connect_seconds = time.monotonic() - started
         if on_connected is not None:
@@ -259,6 +294,8 @@ def run_client(
         result.query_seconds = time.monotonic() - query_started
         if spec.queries and not spec.spacing and result.query_seconds > 0:
             result.rate = result.queries_done / result.query_seconds
+        if spec.client_routes:
+            _check_routed(cluster, host, port, scenario.node.nodes)
     except Exception as exc:  # the driver's error is the result; the runner judges it
         chain = error_chain(exc)
         result.error = describe(exc)

@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import trustme
 
@@ -36,6 +36,7 @@ from ..node import PasswordAuth
 from ..server import CQLServer
 from ..tls import ClientAuth, TLSConfig
 from .causes import node_saw
+from .deployments import Deployment
 from .envs import DriverEnv
 from .expectations import BUGS, expected_outcome
 from .records import Cell, MatrixRun
@@ -65,6 +66,8 @@ class Certificates:
         # name check reads the common name.
         self.node_cert = self.ca.issue_cert("127.0.0.1", "localhost", "::1", common_name="127.0.0.1")
         self.other_name_cert = self.ca.issue_cert("localhost", common_name="localhost")
+        self.cluster_cert = self.ca.issue_cert(*(f"127.0.0.{i}" for i in range(1, 9)), "localhost",
+                                               common_name="127.0.0.1")  # NodeSpec(nodes=N), N <= 8
         client = self.ca.issue_cert("fakecql-client", common_name="fakecql-client")
         other_client = self.other_ca.issue_cert("fakecql-client", common_name="fakecql-client")
         key = serialization.load_pem_private_key(client.private_key_pem.bytes(), password=None)
@@ -89,8 +92,9 @@ class Certificates:
     def node_tls(self, spec: NodeSpec) -> Optional[TLSConfig]:
         if not spec.tls:
             return None
+        cert = self.other_name_cert if spec.cert == "other_name" else self.node_cert
         return TLSConfig.create(
-            self.ca, server_cert=self.other_name_cert if spec.cert == "other_name" else self.node_cert,
+            self.ca, server_cert=self.cluster_cert if spec.nodes > 1 else cert,
             client_auth=ClientAuth.REQUIRED if spec.mtls else ClientAuth.NONE,
             min_version=spec.tls_min, max_version=spec.tls_max, session_tickets=spec.session_tickets,
         )
@@ -114,8 +118,10 @@ def plan(envs: Sequence[DriverEnv], reactors: Sequence[str], scenarios: Sequence
     return jobs
 
 
-def _start_node(scenario: Scenario, certs: Certificates) -> CQLServer:
+def _start_node(scenario: Scenario, certs: Certificates) -> Union[CQLServer, Deployment]:
     spec = scenario.node
+    if spec.nodes > 1 or spec.nlb:
+        return Deployment(spec, certs.node_tls(spec)).start()
     server = CQLServer(tls=certs.node_tls(spec), protocol_versions=spec.protocol_versions,
                        auth=PasswordAuth("cassandra", PASSWORD) if spec.auth else None)
     if spec.tables:
@@ -126,7 +132,7 @@ def _start_node(scenario: Scenario, certs: Certificates) -> CQLServer:
     return server.start()
 
 
-def _play(server: ForkServer, node: CQLServer, request: Dict[str, Any], scenario: Scenario,
+def _play(server: ForkServer, node: Union[CQLServer, Deployment], request: Dict[str, Any], scenario: Scenario,
           began: float) -> Tuple[Optional[Dict[str, Any]], str, bool]:
     """(the child's result or None, why there is none, whether Cluster.shutdown() hung)."""
     deadline = began + scenario.budget + STARTUP_ALLOWANCE
@@ -213,6 +219,8 @@ def run_cell(job: CellJob, certs: Certificates, servers: Servers) -> Cell:
     if ours or leftovers:
         what = ours[0].description.splitlines()[-1] if ours else "; ".join(leftovers)
         outcome, cause = "fail", f"fakecql's own fault, not the reactor's: {what}; {node_line}"
+    elif outcome == "pass" and isinstance(node, Deployment) and scenario.promise == "connects" and node.bypassed():
+        outcome, cause = "fail", f"the driver went around the NLB: {node.bypassed()}; {node_line}"
     elif shutdown_hung and outcome == "pass":
         outcome, cause = "fail", f"Cluster.shutdown() did not return within {SHUTDOWN_ALLOWANCE:.0f} s; {node_line}"
     if outcome == "fail" and expected == "xfail" and bug:

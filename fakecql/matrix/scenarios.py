@@ -10,8 +10,10 @@
 # here imports a driver, asyncio or a socket.
 #
 # The fourteen tests of the drivers' tests/integration/long/test_ssl.py are
-# reproduced under their upstream names; the TLS 1.3 and fault scenarios,
-# and the plain-TCP controls, are ours.
+# reproduced under their upstream names, and so are the two halves of
+# TestSslThroughNlb (tests/integration/standard/test_client_routes.py: three
+# Scylla nodes behind a layer-4 NLB, client routes, NodeSpec(nlb=True)); the
+# TLS 1.3 and fault scenarios, and the plain-TCP controls, are ours.
 #
 # Rules: a name is unique and stable (the expectations table and reports
 # key on it); budgets are in seconds and include the driver's connect
@@ -25,6 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 __all__ = [
     "CONNECT_TIMEOUT",
     "PROMISES",
+    "ROUTES_CONNECTION_ID",
     "NodeSpec",
     "ClientSpec",
     "Scenario",
@@ -46,7 +49,10 @@ PROMISES = {
     "refused_credentials": "is refused by the node's authenticator (AuthenticationFailed)",
     "fails_fast": "fails within its budget with the connection's own error, not a timeout",
     "fails_within_budget": "fails within its budget with a named cause",
+    "refused_by_driver": "is refused by the driver's Cluster() (ValueError) before it connects",
 }
+# The connection id of the client routes a node with NodeSpec(nlb=True) serves.
+ROUTES_CONNECTION_ID = "fakecql-matrix-nlb"
 
 Fault = Tuple[str, Tuple[Tuple[str, Any], ...]]  # (FaultPlan verb, keyword arguments)
 
@@ -73,8 +79,24 @@ class NodeSpec:
     query_faults: Tuple[Fault, ...] = ()  # replace `faults` once the client has connected
     tables: bool = False  # ks.blobs (id uuid, data blob) for large writes
     auth: bool = False  # PasswordAuthenticator, user "cassandra", password PASSWORD
+    # More than one node: a cluster on 127.0.0.1, 127.0.0.2, ... (one port), whose
+    # certificate names every node's address.
+    nodes: int = 1
+    flavor: str = "cassandra"
+    # A layer-4 NLB in front of the nodes and client routes through it for
+    # ROUTES_CONNECTION_ID (Scylla's Private Link); the cell's contact point
+    # is the NLB's discovery port.
+    nlb: bool = False
 
     def __post_init__(self) -> None:
+        if not 1 <= self.nodes <= 8:
+            raise ValueError(f"NodeSpec nodes must be from 1 to 8 (127.0.0.1-8), got {self.nodes!r}")
+        if self.flavor not in ("cassandra", "scylla"):
+            raise ValueError(f"NodeSpec flavor must be 'cassandra' or 'scylla', got {self.flavor!r}")
+        if self.nlb and self.flavor != "scylla":
+            raise ValueError("NodeSpec nlb=True needs flavor='scylla' (system.client_routes is Scylla's)")
+        if self.nodes > 1 and (self.faults or self.query_faults or self.tables or self.auth or self.cert != "node"):
+            raise ValueError("a NodeSpec of several nodes takes no faults, tables, auth or other certificate")
         if self.cert not in ("node", "other_name"):
             raise ValueError(f"NodeSpec cert must be 'node' or 'other_name', got {self.cert!r}")
         if self.mtls and not self.tls:
@@ -100,6 +122,10 @@ class ClientSpec:
     protocol_version: Optional[int] = None
     tls_max: str = ""  # cap the client's TLS version ("1.2"), "" for the default
     password: str = ""  # PlainTextAuthProvider("cassandra", password); "" for no credentials
+    # ClientRoutesConfig([ClientRouteProxy(ROUTES_CONNECTION_ID, contact)]) (scylla-driver),
+    # connect(wait_for_all_pools=True), and every host's endpoint must resolve
+    # to the contact's address with a port of its own.
+    client_routes: bool = False
 
     def __post_init__(self) -> None:
         if self.tls_path not in ("options", "context", "default_context", "none"):
@@ -143,7 +169,10 @@ CONNECTS = 6.0  # budget of a scenario that connects and runs a few queries
 REFUSED = CONNECT_TIMEOUT + 3.0
 LARGE = 10 * 1024 * 1024  # upstream writes 10**7 characters
 
+CLIENT_ROUTES_UPSTREAM = "tests/integration/standard/test_client_routes.py (TestSslThroughNlb)"
+
 _OPTIONS = ClientSpec(tls_path="options")
+_NLB = NodeSpec(nodes=3, flavor="scylla", nlb=True)
 _MTLS = NodeSpec(mtls=True)
 # Cut without pauses while the driver connects (its control connection has a
 # short timeout); during the queries, pauses between pieces, so that pieces
@@ -249,6 +278,14 @@ SCENARIOS: Tuple[Scenario, ...] = (
              "the node sends its ServerHello and holds the rest of the flight: the connect fails within its "
              "timeout, naming the handshake or the timeout",
              node=NodeSpec(faults=(fault("stall_handshake", stage="server_hello"),))),
+    # -- client routes through an NLB (Scylla's Private Link) -------------------------------------
+    Scenario("test_ssl_without_hostname_verification_through_nlb", "connects", CONNECTS + 4.0,
+             "3 Scylla nodes behind a layer-4 NLB; client routes; ssl_context checking the chain, not the "
+             "host name: every host's endpoint resolves to the NLB, 20 queries", node=_NLB,
+             client=ClientSpec(client_routes=True, queries=20), upstream=CLIENT_ROUTES_UPSTREAM),
+    Scenario("test_ssl_with_hostname_verification_raises_error", "refused_by_driver", REFUSED,
+             "client routes with an ssl_context that checks host names: Cluster() raises ValueError",
+             node=_NLB, client=ClientSpec(client_routes=True, check_hostname=True), upstream=CLIENT_ROUTES_UPSTREAM),
     # -- plain-TCP controls ------------------------------------------------------------------
     Scenario("plain_connects_and_queries", "connects", CONNECTS,
              "plain TCP: connects and queries", node=NodeSpec(tls=False), client=ClientSpec(tls_path="none")),

@@ -66,6 +66,11 @@ def judge(scenario: Scenario, result: Dict[str, Any], node_line: str, seconds: f
             verdict, cause = "fail", f"noticed only at the timeout: {inner}"
         elif not fault_acted:
             verdict, cause = "fail", f"failed before the fault acted: {inner}"
+    elif promise == "refused_by_driver":
+        if connected:
+            verdict, cause = "fail", f"connected although the driver should have refused ({scenario.summary})"
+        elif not result.get("driver_refused"):
+            verdict, cause = "fail", f"not refused by Cluster() with a ValueError: {inner or 'no error at all'}"
     elif promise == "fails_within_budget":
         if connected:
             verdict, cause = "fail", f"connected although the node never finished the handshake ({scenario.summary})"

@@ -66,6 +66,7 @@ __all__ = [
     "TopologyChange",
     "StatusChange",
     "Event",
+    "ClientRoutesChange",
     "AuthChallenge",
     "AuthSuccess",
     "UnavailableInfo",
@@ -1306,11 +1307,32 @@ class StatusChange:
         _check(self.change in ("UP", "DOWN"), f"status change must be UP or DOWN, got {self.change!r}")
 
 
+_CLIENT_ROUTES_CHANGES = ("UPDATE_NODES",)  # what Scylla 2026.1 sends (and scylla-driver knows)
+
+
+@dataclass(**_FROZEN)
+class ClientRoutesChange:
+    """Scylla's CLIENT_ROUTES_CHANGE: rows of system.client_routes changed for
+    these (connection id, host id) pairs; the two lists run in parallel (a
+    driver re-reads everything when they are empty or of unequal length)."""
+
+    change: str = "UPDATE_NODES"
+    connection_ids: Tuple[str, ...] = ()
+    host_ids: Tuple[str, ...] = ()  # host ids as text, as on the wire
+
+    def __post_init__(self) -> None:
+        _check(self.change in _CLIENT_ROUTES_CHANGES,
+               f"client routes change must be one of {_CLIENT_ROUTES_CHANGES}, got {self.change!r}")
+        for what, values in (("connection_ids", self.connection_ids), ("host_ids", self.host_ids)):
+            _check(isinstance(values, tuple) and all(isinstance(v, str) for v in values),
+                   f"client routes change {what} must be a tuple of str, got {values!r}")
+
+
 @dataclass(**_FROZEN)
 class Event(Response):
     """An EVENT pushed on stream -1 to connections that REGISTERed for it."""
 
-    event: Union[TopologyChange, StatusChange, SchemaChange]
+    event: Union[TopologyChange, StatusChange, SchemaChange, ClientRoutesChange]
     opcode: ClassVar[Opcode] = Opcode.EVENT
 
     @property
@@ -1319,12 +1341,18 @@ class Event(Response):
             return "TOPOLOGY_CHANGE"
         if isinstance(self.event, StatusChange):
             return "STATUS_CHANGE"
+        if isinstance(self.event, ClientRoutesChange):
+            return "CLIENT_ROUTES_CHANGE"
         return "SCHEMA_CHANGE"
 
     def _write(self, out: Writer, version: int) -> None:
         out.string(self.event_type, "event type")
         if isinstance(self.event, SchemaChange):
             self.event.write(out)
+        elif isinstance(self.event, ClientRoutesChange):
+            out.string(self.event.change, "change")
+            out.string_list(self.event.connection_ids, "connection ids")
+            out.string_list(self.event.host_ids, "host ids")
         else:
             out.string(self.event.change, "change")
             out.inet(self.event.address, self.event.port, "node address")
@@ -1334,6 +1362,14 @@ class Event(Response):
         event_type = reader.string("event type")
         if event_type == "SCHEMA_CHANGE":
             return cls(event=SchemaChange.read(reader))
+        if event_type == "CLIENT_ROUTES_CHANGE":
+            change = reader.string("change")
+            connection_ids = tuple(reader.string_list("connection ids"))
+            host_ids = tuple(reader.string_list("host ids"))
+            try:
+                return cls(event=ClientRoutesChange(change=change, connection_ids=connection_ids, host_ids=host_ids))
+            except LocalProtocolError as exc:
+                raise RemoteProtocolError(f"garbage in {reader.what}: {exc}", fatal=False) from None
         if event_type in ("TOPOLOGY_CHANGE", "STATUS_CHANGE"):
             change = reader.string("change")
             address, port = reader.inet("node address")

@@ -41,6 +41,7 @@ from fakecql.protocol.frames import (
 )
 from fakecql.protocol.messages import (
     AlreadyExistsInfo,
+    ClientRoutesChange,
     AuthChallenge,
     Authenticate,
     AuthResponse,
@@ -573,6 +574,8 @@ def _event(version: int) -> st.SearchStrategy[Event]:
             st.builds(TopologyChange, change=st.sampled_from(["NEW_NODE", "REMOVED_NODE", "MOVED_NODE"]), **node),
             st.builds(StatusChange, change=st.sampled_from(["UP", "DOWN"]), **node),
             schema_changes(),
+            st.builds(ClientRoutesChange, connection_ids=st.lists(names, max_size=3).map(tuple),
+                      host_ids=st.lists(names, max_size=3).map(tuple)),
         ),
     )
 

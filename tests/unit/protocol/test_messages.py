@@ -15,6 +15,7 @@ import pytest
 from fakecql.protocol.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from fakecql.protocol.frames import Opcode
 from fakecql.protocol.messages import (
+    ClientRoutesChange,
     REQUEST_TYPES,
     RESPONSE_TYPES,
     AlreadyExistsInfo,
@@ -403,6 +404,19 @@ RESPONSES = [
         "000d" + a("STATUS_CHANGE") + "0004" + a("DOWN") + "10 00000000000000000000000000000001 00004a62",  # 19042
     ),
     (
+        "event-client-routes-change",
+        Event(event=ClientRoutesChange(connection_ids=("c1", "c1"), host_ids=("h1", "h2"))),
+        ALL,  # scylla-driver's EventMessage.recv_client_routes_change: [string] [string list] [string list]
+        "0014" + a("CLIENT_ROUTES_CHANGE") + "000c" + a("UPDATE_NODES")
+        + "0002 0002" + a("c1") + "0002" + a("c1") + "0002 0002" + a("h1") + "0002" + a("h2"),
+    ),
+    (
+        "event-client-routes-change-empty",
+        Event(event=ClientRoutesChange()),
+        ALL,  # empty lists: the driver re-reads every route of its connection ids
+        "0014" + a("CLIENT_ROUTES_CHANGE") + "000c" + a("UPDATE_NODES") + "0000 0000",
+    ),
+    (
         "event-schema-change",
         Event(event=SchemaChange(change_type="CREATED", target="TABLE", keyspace="ks", name="t")),
         ALL,
@@ -560,7 +574,7 @@ def test_every_response_opcode_and_kind_is_covered():
     assert {t.opcode for t in covered} == set(RESPONSE_TYPES)
     assert {VoidResult, RowsResult, SetKeyspaceResult, PreparedResult, SchemaChangeResult} <= covered
     assert {type(m.event) for _, m, _, _ in RESPONSES if isinstance(m, Event)} == {
-        TopologyChange, StatusChange, SchemaChange,
+        TopologyChange, StatusChange, SchemaChange, ClientRoutesChange,
     }
 
 
@@ -775,6 +789,10 @@ BUILD_REFUSALS = [
     ("startup-not-str", lambda: Startup(options={"a": 1}), "STARTUP options must map str to str"),
     ("topology-change", lambda: TopologyChange(change="MOVED", address=IP4("10.0.0.1"), port=1),
      "topology change must be one of ('NEW_NODE', 'REMOVED_NODE', 'MOVED_NODE'), got 'MOVED'"),
+    ("client-routes-change", lambda: ClientRoutesChange(change="DELETE_NODES"),
+     "client routes change must be one of ('UPDATE_NODES',), got 'DELETE_NODES'"),
+    ("client-routes-host-ids", lambda: ClientRoutesChange(host_ids=["h1"]),  # type: ignore[arg-type]
+     "client routes change host_ids must be a tuple of str"),
     ("status-change", lambda: StatusChange(change="SIDEWAYS", address=IP4("10.0.0.1"), port=1),
      "status change must be UP or DOWN, got 'SIDEWAYS'"),
     ("schema-change-type", lambda: SchemaChange(change_type="ALTERED", target="KEYSPACE", keyspace="ks"),
