@@ -47,6 +47,7 @@ from . import cql, uninterpreted
 from .activity import ActivityLog, ProtocolIncident, UnexpectedRequest
 from .caches import SizedCache, text_bytes
 from .limits import Limits
+from .partition_keys import partition_key_indexes
 from .protocol.compression import COMPRESSORS
 from .protocol.elements import collection_over
 from .protocol.errors import ErrorCode
@@ -814,6 +815,9 @@ class NodeSession:
         prepared = _Prepared(normalized, statement, params, result_columns, metadata_id, keyspace_name)
         query_id = self.node.remember_prepared(prepared, keyspace_name)
         pk_indexes: Tuple[int, ...] = ()
+        if version >= 4 and isinstance(statement, (cql.Select, cql.Insert)):  # for token-aware routing
+            table = self.node.schema.table(statement.keyspace or keyspace_name or "", statement.table)
+            pk_indexes = partition_key_indexes(statement, table)
         return PreparedResult(
             query_id=query_id,
             result_metadata_id=metadata_id if version >= 5 else None,

@@ -207,6 +207,7 @@ class _Connection(asyncio.Protocol):
         if self.tls is None and not self.closing:
             for fault in self.faults:
                 fault.established(self)
+        self._update_reading()  # a paused node reads nothing, not even a ClientHello
 
     def _received(self, data: bytes) -> None:
         if self.closing:
@@ -307,7 +308,7 @@ class _Connection(asyncio.Protocol):
 
     def _take_turn(self) -> None:
         self._next_turn = None
-        if not self.closing and not self._write_paused:
+        if not self.closing and not self._write_paused and not self.server.paused:
             self._guard(self._answer_backlog)
 
     def _resume_answering(self) -> None:
@@ -326,7 +327,8 @@ class _Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closing or transport.is_closing():
             return
-        stop = self._paused_by_fault or self._write_paused or bool(self.backlog) or self._offloaded is not None
+        stop = (self._paused_by_fault or self._write_paused or bool(self.backlog) or self._offloaded is not None
+                or self.server.paused)
         if stop and transport.is_reading():
             transport.pause_reading()
         elif not stop and not transport.is_reading():
@@ -481,6 +483,9 @@ class _Connection(asyncio.Protocol):
                 self.transport.write(out)
 
     def _handshake_timed_out(self) -> None:
+        if self.server.paused:  # a frozen node times nothing out: look again later
+            self._handshake_timer = self.call_later(self.server.handshake_timeout, self._handshake_timed_out)
+            return
         if self.tls is not None and not self.tls.handshake_done and not self.closing:
             self.activity.add(HandshakeFailed(
                 self.number, reason=f"no complete TLS handshake within {self.server.handshake_timeout} s",
@@ -650,6 +655,7 @@ class CQLServer:
         self._left_tasks: List[str] = []
         self._stopped_loop: Optional[asyncio.AbstractEventLoop] = None
         self._stopped_thread: Optional[threading.Thread] = None
+        self._paused = False
 
     # -- what tests use -------------------------------------------------------------------
     @property
@@ -704,6 +710,30 @@ class CQLServer:
                     conn.send_message(-1, event)
         self._call_in_loop(push)
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Play a frozen node: keep accepting and holding connections, read and
+        answer nothing on any of them (new ones included) until resume()."""
+        def apply() -> None:
+            self._paused = True
+            for conn in list(self._connections):
+                conn._update_reading()
+
+        self._call_in_loop(apply)
+
+    def resume(self) -> None:
+        """Read and answer again after pause(); requests read before the pause are answered now."""
+        def apply() -> None:
+            self._paused = False
+            for conn in list(self._connections):
+                if not conn.closing:
+                    conn._resume_answering()
+
+        self._call_in_loop(apply)
+
     def connection_count(self) -> int:
         return len(self._connections)
 
@@ -739,12 +769,15 @@ class CQLServer:
         loop.call_soon(ready.set)
         loop.run_forever()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, *, reset: bool = False) -> None:
+        """Stop listening, close every connection (TLS close_notify and FIN; with
+        `reset`, a TCP RST instead, as when a node's process dies) and the loop.
+        A stopped server may start() again, on the same address and port."""
         if self._thread is None or self._loop is None:
             return
         try:
             if self._server is not None:
-                asyncio.run_coroutine_threadsafe(self._stop(timeout), self._loop).result(timeout + 1)
+                asyncio.run_coroutine_threadsafe(self._stop(timeout, reset), self._loop).result(timeout + 1)
         finally:
             self._shutdown_thread(timeout)
 
@@ -839,13 +872,17 @@ class CQLServer:
             max_workers=1, thread_name_prefix=f"fakecql-worker-{self.port}",
         )
 
-    async def _stop(self, timeout: float) -> None:
+    async def _stop(self, timeout: float, reset: bool = False) -> None:
         server, self._server = self._server, None
         if server is None:
             return
+        self._paused = False
         server.close()
         for conn in list(self._connections):
-            conn.close()
+            if reset:
+                conn.reset()
+            else:
+                conn.close()
         assert self._all_closed is not None
         try:
             await asyncio.wait_for(self._all_closed.wait(), timeout / 2)
