@@ -1082,7 +1082,7 @@ class Schema:
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Callable[[SchemaChange], None]) -> None:
-        self._listeners = [known for known in self._listeners if known is not listener]
+        self._listeners = [known for known in self._listeners if known != listener]
 
     def _existing_keyspace(self, name: str) -> KeyspaceDef:
         ks = self._keyspaces.get(name)

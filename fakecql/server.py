@@ -714,17 +714,19 @@ class CQLServer:
     def paused(self) -> bool:
         return self._paused
 
-    def pause(self) -> None:
+    def pause(self, timeout: float = 10.0) -> None:
         """Play a frozen node: keep accepting and holding connections, read and
-        answer nothing on any of them (new ones included) until resume()."""
+        answer nothing on any of them (new ones included) until resume().
+        In effect when it returns."""
         def apply() -> None:
             self._paused = True
             for conn in list(self._connections):
                 conn._update_reading()
 
-        self._call_in_loop(apply)
+        self._paused = True  # new connections see it at once
+        self._call_in_loop_and_wait(apply, timeout)
 
-    def resume(self) -> None:
+    def resume(self, timeout: float = 10.0) -> None:
         """Read and answer again after pause(); requests read before the pause are answered now."""
         def apply() -> None:
             self._paused = False
@@ -732,7 +734,7 @@ class CQLServer:
                 if not conn.closing:
                     conn._resume_answering()
 
-        self._call_in_loop(apply)
+        self._call_in_loop_and_wait(apply, timeout)
 
     def connection_count(self) -> int:
         return len(self._connections)
@@ -938,6 +940,24 @@ class CQLServer:
                 except Exception as exc:
                     self._record_exception(exc, 0)
             loop.call_soon_threadsafe(guarded)
+
+    def _call_in_loop_and_wait(self, callback: Callable[[], None], timeout: float) -> None:
+        """Run `callback` in the server's loop and return when it has run (at once in the loop itself)."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the fakecql server is not running")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            callback()
+            return
+
+        async def run() -> None:
+            callback()
+
+        asyncio.run_coroutine_threadsafe(run(), loop).result(timeout)
 
     def _record_exception(self, exc: BaseException, connection: int) -> None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
