@@ -46,6 +46,16 @@ _CLUSTER_SET = ("host", "port", "tls", "identity", "node", "activity")
 _PORT_ATTEMPTS = 8
 
 
+def _key_type(cert: Any) -> Any:
+    """The trustme key type of a certificate: a node's own certificate keeps the given one's kind."""
+    import trustme
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    public_key = x509.load_pem_x509_certificate(cert.cert_chain_pems[0].bytes()).public_key()
+    return trustme.KeyType.RSA if isinstance(public_key, rsa.RSAPublicKey) else trustme.KeyType.ECDSA
+
+
 class ClusterNode:
     """One node of a CQLCluster: its place in the ring, its server and its state."""
 
@@ -370,7 +380,7 @@ class CQLCluster:
     def _node_tls(self, member: Member) -> Optional[TLSConfig]:
         if self.tls is None:
             return None
-        cert = self.tls.ca.issue_cert(member.host, "localhost")
+        cert = self.tls.ca.issue_cert(member.host, "localhost", key_type=_key_type(self.tls.server_cert))
         return dataclasses.replace(self.tls, server_cert=cert)
 
     def _set_row_sources(self, n: ClusterNode) -> None:
