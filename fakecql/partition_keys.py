@@ -32,8 +32,8 @@ def partition_key_indexes(statement: Optional[cql.Statement], table: Optional[Ta
     else:
         return ()
     indexes = []
-    for column in sorted(table.partition_key, key=lambda c: c.position):
-        if column.name not in bound:
+    for key_column in sorted(table.partition_key, key=lambda c: c.position):
+        if key_column.name not in bound:
             return ()
-        indexes.append(bound[column.name])
+        indexes.append(bound[key_column.name])
     return tuple(indexes)

@@ -171,3 +171,17 @@ def test_schema_change_through_the_cluster_reaches_the_driver(
     assert strategy.dc_replication_factors == {"dc1": 2, "dc2": 1}
     fake.schema.add_table("shop", "items", {"id": "uuid", "name": "text"}, partition_key="id")
     wait_until("the driver sees table shop.items", lambda: "items" in cluster.metadata.keyspaces["shop"].tables)
+
+
+def test_readme_cluster_example_runs(pytester: Any) -> None:
+    import re
+    from pathlib import Path
+
+    from .helpers import pytester_ini
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
+    (example,) = [b for b in blocks if "def test_" in b and "cql_cluster" in b]
+    pytester.makeini(pytester_ini())
+    pytester.makepyfile(test_cluster_example=example)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
