@@ -26,6 +26,7 @@ import dataclasses
 import errno
 import ipaddress
 import threading
+import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -161,6 +162,7 @@ class CQLCluster:
         self._retired: List[ClusterNode] = []  # decommissioned: stopped, kept for leftovers()
         self._started = False
         self._timers: List[threading.Timer] = []  # STATUS_CHANGE pushes waiting for status_delay
+        self._due: List[Tuple[float, Event, int]] = []  # (when, event, from which node), oldest first
         self.schema.add_listener(self._schema_changed)
 
     # -- what tests use --------------------------------------------------------------
@@ -262,6 +264,7 @@ class CQLCluster:
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
+            self._due.clear()
             errors = []
             for n in self._nodes:
                 try:
@@ -422,23 +425,29 @@ class CQLCluster:
 
     def _push_status(self, n: ClusterNode, change: str) -> None:
         """STATUS_CHANGE from the other nodes after status_delay, as gossip reports it
-        (a driver that sees its connections to a node fail first then takes the DOWN)."""
+        (a driver that sees its connections to a node fail first then takes the DOWN).
+        Delayed events go out in the order of the changes: each timer sends every
+        event that is due, oldest first."""
         event = self._event(StatusChange, change, n)
         if self.status_delay == 0:
             self._push(event, except_index=n.index)
             return
-
-        def push() -> None:
-            with self._lock:
-                self._timers = [t for t in self._timers if t is not timer]
-                if self._started:
-                    self._push(event, except_index=n.index)
-
-        timer = threading.Timer(self.status_delay, push)
+        timer = threading.Timer(self.status_delay, self._send_due)
         timer.daemon = True
         with self._lock:
+            self._due.append((time.monotonic() + self.status_delay, event, n.index))
             self._timers.append(timer)
         timer.start()
+
+    def _send_due(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            due = [entry for entry in self._due if entry[0] <= now]
+            self._due = [entry for entry in self._due if entry[0] > now]
+            self._timers = [t for t in self._timers if t.is_alive() and t is not threading.current_thread()]
+            if self._started:
+                for _, event, index in due:
+                    self._push(event, except_index=index)
 
     def _push(self, event: Event, except_index: Optional[int]) -> None:
         with self._lock:

@@ -144,6 +144,29 @@ def test_pools_kill_restart_add_and_token_aware_routing(
         assert {i for i in after if after[i] != before.get(i, 0)} == {replica.index}, (k, replica)
 
 
+def test_scylla_flavour_cluster_routes_token_aware_too(
+    cql_cluster_factory: Callable[..., CQLCluster], cql_ca: Any, driver_clusters: List[Any]
+) -> None:
+    # No system.peers_v2 on Scylla: the driver falls back to system.peers (no incident).
+    fake = cql_cluster_factory([2, 1], flavor="scylla", racks=2)
+    with_app_schema(fake)
+    cluster = connect(fake, cql_ca, driver_clusters)
+    session = cluster.connect()
+    wait_until("pools open to all 3 nodes", lambda: sorted(
+        h.address for h, state in session.get_pool_state().items() if state["open_count"] >= 1
+    ) == fake.contact_points)
+    assert {h.address: h.rack for h in cluster.metadata.all_hosts()} == {
+        "127.0.0.1": "rack1", "127.0.0.2": "rack2", "127.0.0.3": "rack1"}
+    insert = session.prepare("INSERT INTO app.kv (k, v) VALUES (?, ?)")
+    assert insert.routing_key_indexes == [0]
+    for k in range(12):
+        (replica,) = [n for n in fake.replicas(routing_key(struct.pack(">i", k)), "app") if n.data_center == "dc1"]
+        before = executes_by_node(fake)
+        session.execute(insert, [k, "v"])
+        after = executes_by_node(fake)
+        assert {i for i in after if after[i] != before.get(i, 0)} == {replica.index}, (k, replica)
+
+
 def test_decommission_removes_the_host_from_the_driver(
     cql_cluster_factory: Callable[..., CQLCluster], cql_ca: Any, driver_clusters: List[Any]
 ) -> None:
