@@ -426,6 +426,10 @@ class Node:
         """The statement prepared under this id; None if never prepared or evicted since."""
         return self._prepared.get(query_id)
 
+    def forget_prepared(self) -> None:
+        """Drop every prepared statement, as a restarted node has (an EXECUTE gets UNPREPARED)."""
+        self._prepared.clear()
+
     def remember_prepared(self, prepared: _Prepared, keyspace: Optional[str]) -> bytes:
         """Keep a prepared statement (the least recently used ones go past
         Limits.prepared_cache_bytes; an EXECUTE of one gets UNPREPARED)."""

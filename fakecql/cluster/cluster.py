@@ -321,10 +321,12 @@ class CQLCluster:
 
     def restart(self, index: int, timeout: float = 10.0) -> ClusterNode:
         """Start a stopped or killed node again (a running one is stopped first), on the
-        same address, port and host id; the others push STATUS_CHANGE UP."""
+        same address, port and host id, without its prepared statements (as a real
+        node); the others push STATUS_CHANGE UP."""
         n = self._expect(index, "restart", NODE_STATES)
         if n.state in ("up", "paused"):
             self.stop_node(index, timeout)
+        n.node.forget_prepared()  # a restarted node has forgotten them: drivers prepare again
         n.server.port = self._port
         n.server.start(timeout)
         n.state = "up"

@@ -15,8 +15,13 @@ from typing import Iterator, List, Tuple
 import pytest
 
 from fakecql.cluster import CQLCluster
+from fakecql.protocol.errors import ErrorCode
 from fakecql.protocol.messages import (
+    Error,
     Event,
+    Execute,
+    Prepare,
+    PreparedResult,
     Query,
     Ready,
     Register,
@@ -127,6 +132,17 @@ def test_kill_resets_every_connection(cluster: CQLCluster) -> None:
         cluster.restart(0)
         with registered(cluster.node(0).address, ()) as again:
             assert host_id_of(again) == cluster.node(0).host_id
+
+
+def test_a_restarted_node_has_forgotten_its_prepared_statements(cluster: CQLCluster) -> None:
+    with registered(cluster.node(1).address, ()) as client:
+        prepared = client.request(Prepare(query="SELECT key FROM system.local"))
+        assert isinstance(prepared, PreparedResult)
+        assert isinstance(client.request(Execute(query_id=prepared.query_id)), RowsResult)
+    cluster.restart(1)
+    with registered(cluster.node(1).address, ()) as client:
+        answer = client.request(Execute(query_id=prepared.query_id))
+        assert isinstance(answer, Error) and answer.code == ErrorCode.UNPREPARED
 
 
 def test_pause_accepts_and_answers_nothing_until_resume(cluster: CQLCluster) -> None:
