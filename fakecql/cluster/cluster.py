@@ -30,6 +30,7 @@ import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from ..activity import ActivityLog
 from ..limits import Limits
 from ..node import Node, NodeIdentity
 from ..protocol.messages import Event, SchemaChange, StatusChange, TopologyChange
@@ -103,7 +104,7 @@ class ClusterNode:
         return self.server.node
 
     @property
-    def activity(self) -> Any:
+    def activity(self) -> ActivityLog:
         return self.server.activity
 
     def when_query(self, query: Any, **kwargs: Any) -> Any:
@@ -286,51 +287,56 @@ class CQLCluster:
     def stop_node(self, index: int, timeout: float = 10.0) -> ClusterNode:
         """Stop a node cleanly: it stops listening (new connections are refused) and
         closes its connections (close_notify, FIN); the others push STATUS_CHANGE DOWN."""
-        n = self._expect(index, "stop", ("up", "paused"))
-        n.server.stop(timeout)
-        n.state = "stopped"
-        self._push_status(n, "DOWN")
+        with self._lock:
+            n = self._expect(index, "stop", ("up", "paused"))
+            n.server.stop(timeout)
+            n.state = "stopped"
+            self._push_status(n, "DOWN")
         return n
 
     def kill(self, index: int, timeout: float = 10.0) -> ClusterNode:
         """Kill a node: every connection gets a TCP RST and it stops listening;
         the others push STATUS_CHANGE DOWN."""
-        n = self._expect(index, "kill", ("up", "paused"))
-        n.server.stop(timeout, reset=True)
-        n.state = "killed"
-        self._push_status(n, "DOWN")
+        with self._lock:
+            n = self._expect(index, "kill", ("up", "paused"))
+            n.server.stop(timeout, reset=True)
+            n.state = "killed"
+            self._push_status(n, "DOWN")
         return n
 
     def pause(self, index: int) -> ClusterNode:
         """Freeze a node: it keeps accepting and holding connections and reads and
         answers nothing until resume(); the others push STATUS_CHANGE DOWN (as
         gossip would report it)."""
-        n = self._expect(index, "pause", ("up",))
-        n.server.pause()
-        n.state = "paused"
-        self._push_status(n, "DOWN")
+        with self._lock:
+            n = self._expect(index, "pause", ("up",))
+            n.server.pause()
+            n.state = "paused"
+            self._push_status(n, "DOWN")
         return n
 
     def resume(self, index: int) -> ClusterNode:
         """Unfreeze a paused node; the others push STATUS_CHANGE UP."""
-        n = self._expect(index, "resume", ("paused",))
-        n.server.resume()
-        n.state = "up"
-        self._push_status(n, "UP")
+        with self._lock:
+            n = self._expect(index, "resume", ("paused",))
+            n.server.resume()
+            n.state = "up"
+            self._push_status(n, "UP")
         return n
 
     def restart(self, index: int, timeout: float = 10.0) -> ClusterNode:
         """Start a stopped or killed node again (a running one is stopped first), on the
         same address, port and host id, without its prepared statements (as a real
         node); the others push STATUS_CHANGE UP."""
-        n = self._expect(index, "restart", NODE_STATES)
-        if n.state in ("up", "paused"):
-            self.stop_node(index, timeout)
-        n.node.forget_prepared()  # a restarted node has forgotten them: drivers prepare again
-        n.server.port = self._port
-        n.server.start(timeout)
-        n.state = "up"
-        self._push_status(n, "UP")
+        with self._lock:
+            n = self._expect(index, "restart", NODE_STATES)
+            if n.state in ("up", "paused"):
+                self.stop_node(index, timeout)
+            n.node.forget_prepared()  # a restarted node has forgotten them: drivers prepare again
+            n.server.port = self._port
+            n.server.start(timeout)
+            n.state = "up"
+            self._push_status(n, "UP")
         return n
 
     def add_node(self, data_center: Optional[str] = None, rack: Optional[str] = None,
@@ -376,7 +382,8 @@ class CQLCluster:
             host_id=member.host_id, tokens=member.token_texts, partitioner=self.topology.partitioner,
         )
         node = Node(identity=identity, schema=self.schema, auth=options.get("auth"),
-                    compression=options.get("compression", ("lz4",)), limits=limits)
+                    compression=options.get("compression", ("lz4",)), limits=limits,
+                    activity=ActivityLog.from_limits(limits))
         server = CQLServer(tls=self._node_tls(member), host=member.host, port=self._port, node=node, **options)
         n = ClusterNode(self, member, server)
         self._set_row_sources(n)
