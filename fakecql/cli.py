@@ -419,12 +419,7 @@ def _serve_cluster(args: argparse.Namespace, tls: Optional[TLSConfig], files: Di
     for activity, printer in printers:
         activity.subscribe(printer)
     try:
-        try:
-            cluster.start()
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
-            raise OSError(exc.errno, f"cannot listen on port {args.port} of {', '.join(cluster.contact_points)}: "
-                                     f"{reason}") from None
+        cluster.start()  # an OSError names the node and address that could not listen
         try:
             mode = "tls" if tls else "plain"
             for n in cluster.nodes:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import ipaddress
+import os
 import threading
 import time
 import uuid
@@ -249,7 +250,11 @@ class CQLCluster:
         try:
             for n in self._nodes:
                 n.server.port = self._port
-                n.server.start(timeout)
+                try:
+                    n.server.start(timeout)
+                except OSError as exc:
+                    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                    raise OSError(exc.errno, f"node {n.index} cannot listen on {n.host}:{self._port}: {reason}") from None
                 self._port = n.server.port
                 n.state = "up"
                 started.append(n)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import ssl
 import time
 from pathlib import Path
@@ -95,3 +96,18 @@ def test_bad_nodes_by_subprocess() -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert_one_error_line(result.stderr, "argument --nodes:", "at least 1 node", prog="python -m fakecql")
+
+
+def test_a_port_busy_on_one_nodes_address(capsys: pytest.CaptureFixture) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.2", 0))
+        sock.listen(1)
+        port = sock.getsockname()[1]
+        status = cli.main(["serve", "--nodes", "3", "--port", str(port)])
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    assert err.splitlines() == [
+        f"fakecql serve: error: node 1 cannot listen on 127.0.0.2:{port}: Address already in use"
+        " (another process has this port; --port 0 picks a free one)"
+    ]
