@@ -723,6 +723,8 @@ class CQLServer:
             for conn in list(self._connections):
                 conn._update_reading()
 
+        if self._loop is None:
+            raise RuntimeError("the fakecql server is not running")
         self._paused = True  # new connections see it at once
         self._call_in_loop_and_wait(apply, timeout)
 

@@ -88,3 +88,12 @@ def test_stop_closes_or_resets(reset: bool) -> None:
     finally:
         server.stop()
     assert server.leftovers() == []
+
+
+def test_pause_needs_a_running_server() -> None:
+    server = CQLServer()
+    with pytest.raises(RuntimeError, match="not running"):
+        server.pause()
+    assert not server.paused
+    with pytest.raises(RuntimeError, match="not running"):
+        server.resume()
