@@ -482,6 +482,11 @@ class _Connection(asyncio.Protocol):
             if out:
                 self.transport.write(out)
 
+    def _restart_handshake_timer(self) -> None:
+        if self._handshake_timer is not None:
+            self.cancel_timer(self._handshake_timer)
+            self._handshake_timer = self.call_later(self.server.handshake_timeout, self._handshake_timed_out)
+
     def _handshake_timed_out(self) -> None:
         if self.server.paused:  # a frozen node times nothing out: look again later
             self._handshake_timer = self.call_later(self.server.handshake_timeout, self._handshake_timed_out)
@@ -734,6 +739,7 @@ class CQLServer:
             self._paused = False
             for conn in list(self._connections):
                 if not conn.closing:
+                    conn._restart_handshake_timer()  # the pause does not count against the handshake
                     conn._resume_answering()
 
         self._call_in_loop_and_wait(apply, timeout)

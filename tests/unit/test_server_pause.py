@@ -19,7 +19,7 @@ from ..rawcql import RawClient
 
 
 def test_paused_tls_node_holds_the_handshake_and_times_nothing_out(cql_ca) -> None:
-    server = CQLServer(tls=TLSConfig.create(cql_ca), handshake_timeout=0.2).start()
+    server = CQLServer(tls=TLSConfig.create(cql_ca), handshake_timeout=0.3).start()
     try:
         server.pause()
         assert server.paused
@@ -34,7 +34,7 @@ def test_paused_tls_node_holds_the_handshake_and_times_nothing_out(cql_ca) -> No
 
         thread = threading.Thread(target=handshake)
         thread.start()
-        thread.join(0.8)  # four handshake timeouts pass
+        thread.join(1.0)  # three handshake timeouts pass
         assert thread.is_alive() and outcome == []
         assert server.activity.of_type(HandshakeCompleted) == []
         assert server.activity.of_type(HandshakeFailed) == []
