@@ -10,7 +10,10 @@
 # it served (from the activity log's counters, which eviction does not
 # change) and "stopped". Each incident goes to stderr as one line when it
 # happens (a subscriber of the activity log), with -v the traceback of a
-# server exception too.
+# server exception too. `serve --nodes 3` (or `2,2` for two data centers)
+# serves a CQLCluster instead: one line per node ("node I listening on
+# HOST:PORT (tls|plain), data center DC, rack RACK"), the same snippets with
+# every contact point, a summary per node at exit.
 #
 # Rules: the snippets printed are commands that work as printed (paths and
 # credentials shell-quoted, a wildcard address replaced by loopback); the
