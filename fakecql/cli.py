@@ -10,7 +10,10 @@
 # it served (from the activity log's counters, which eviction does not
 # change) and "stopped". Each incident goes to stderr as one line when it
 # happens (a subscriber of the activity log), with -v the traceback of a
-# server exception too.
+# server exception too. `serve --nodes 3` (or `2,2` for two data centers)
+# serves a CQLCluster instead: one line per node ("node I listening on
+# HOST:PORT (tls|plain), data center DC, rack RACK"), the same snippets with
+# every contact point, a summary per node at exit.
 #
 # Rules: the snippets printed are commands that work as printed (paths and
 # credentials shell-quoted, a wildcard address replaced by loopback); the
@@ -93,14 +96,26 @@ def _host(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected an IP address such as 127.0.0.1 or ::1, got {text!r}") from None
 
 
-def _node_count(text: str) -> int:
+def _nodes(text: str) -> List[int]:
+    """--nodes: '3' (one data center) or '2,2' (nodes per data center)."""
+    expected = "expected a number of nodes such as 3, or nodes per data center such as 2,2"
+    parts = text.split(",")
+    if not all(p.strip().lstrip("-").isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
+    sizes = [int(p) for p in parts]
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"every data center needs at least 1 node, got {text!r}")
+    return sizes
+
+
+def _racks(text: str) -> int:
     try:
-        count = int(text)
+        racks = int(text)
     except ValueError:
-        count = 0
-    if not 1 <= count <= 254:
-        raise argparse.ArgumentTypeError(f"--nodes must be a number of nodes from 1 to 254, got {text!r}")
-    return count
+        racks = 0
+    if racks < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of racks per data center (1 or more), got {text!r}")
+    return racks
 
 
 def _auth(text: str) -> PasswordAuth:
@@ -237,9 +252,10 @@ def build_parser(prog: str = "fakecql") -> argparse.ArgumentParser:
         shown = UNBOUNDED if default is None else (str(default) if name == "log_entries" else _format_size(default))
         serve.add_argument(flag, dest=name, type=kind, metavar=metavar, default=argparse.SUPPRESS,
                            help=text.format(shown))
-    # -- issue 12, part "nlb": a minimal --nodes (part "cluster" brings the full one; the lead reconciles)
-    serve.add_argument("--nodes", type=_node_count, metavar="N",
-                       help="serve N nodes on HOST, HOST+1, ... (127.0.0.1, 127.0.0.2, ...) and the same port")
+    serve.add_argument("--nodes", type=_nodes, metavar="N|N,N,...",
+                       help="serve a cluster: N nodes (or N per data center, dc1, dc2, ...) on consecutive "
+                            "loopback addresses from --host, all on one port")
+    serve.add_argument("--racks", type=_racks, metavar="N", help="racks per data center of --nodes (default 1)")
     serve.add_argument("--nlb", action="store_true",
                        help="with --nodes: a layer-4 NLB in front of the nodes, and client routes through it "
                             "(Scylla flavour; for scylla-driver's ClientRoutesConfig)")
@@ -329,12 +345,11 @@ def _serve(args: argparse.Namespace) -> int:
         raise _UsageError("--nlb needs --nodes (the NLB stands in front of a cluster)")
     if args.nlb_host is not None and not args.nlb:
         raise _UsageError("--nlb-host needs --nlb")
-    if args.nodes:
-        first, last_loopback = ipaddress.ip_address(args.host), ipaddress.ip_address("127.255.255.254")
-        if first.version != 4 or not first.is_loopback or int(first) + args.nodes - 1 > int(last_loopback):
-            raise _UsageError(f"--nodes {args.nodes} needs an IPv4 loopback --host with room for {args.nodes} "
-                              f"addresses from it (nodes take HOST, HOST+1, ...), got {args.host}")
     limits = _limits(args)
+    if args.nodes is not None:
+        _check_cluster_flags(args)
+    elif args.racks is not None:
+        raise _UsageError("--racks needs --nodes")
     tls_min, tls_max = args.tls_min or "1.2", args.tls_max or "1.3"
     if tls_version(tls_min) > tls_version(tls_max):
         raise _UsageError(f"--tls-min {tls_min} is above --tls-max {tls_max}")
@@ -370,19 +385,9 @@ def _serve(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise OSError(exc.errno, f"--certs-dir {certs_dir}: cannot write the certificates there: "
                                          f"{_os_error_text(exc)}") from None
+        if args.nodes is not None:
+            return _serve_cluster(args, tls, files, limits, stop)
         activity = ActivityLog(max_entries=limits.log_entries, max_text_bytes=limits.log_text_bytes)
-        if args.nodes:
-            from .cluster.serve import serve_cluster
-
-            printer = incident_printer(verbose=args.verbose)
-            activity.subscribe(printer)
-            try:
-                status = serve_cluster(args, tls=tls, files=files, limits=limits, activity=activity, stop=stop)
-            finally:
-                activity.unsubscribe(printer)
-            print(summary(activity.counters()), flush=True)
-            print("stopped", flush=True)
-            return status
         server = CQLServer(tls=tls, host=args.host, port=args.port, protocol_versions=args.protocol_versions,
                            auth=args.auth, record_frames=not args.no_frame_log, limits=limits, activity=activity,
                            shards=args.shards, shard_aware_port=args.shard_aware_port or 0)
@@ -421,6 +426,61 @@ def _serve(args: argparse.Namespace) -> int:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+_LAST_NODE_OCTET = 254  # a cluster's nodes stay in the /24 of --host: 127.0.0.1 .. 127.0.0.254
+
+
+def _check_cluster_flags(args: argparse.Namespace) -> None:
+    address = ipaddress.ip_address(args.host)
+    if not isinstance(address, ipaddress.IPv4Address) or not address.is_loopback:
+        raise _UsageError(f"--nodes needs --host to be an IPv4 loopback address (the nodes take consecutive "
+                          f"addresses from it, 127.0.0.1 by default), got --host {args.host}")
+    total = sum(args.nodes)
+    first = int(str(address).rsplit(".", 1)[1])
+    if first == 0 or first + total - 1 > _LAST_NODE_OCTET:
+        room = max(0, _LAST_NODE_OCTET - first + 1) if first else 0
+        prefix = str(address).rsplit(".", 1)[0]
+        raise _UsageError(f"--nodes {','.join(map(str, args.nodes))} needs {total} addresses from {address}, "
+                          f"but {prefix}.1-{prefix}.{_LAST_NODE_OCTET} leaves room for {room} from there")
+
+
+def _serve_cluster(args: argparse.Namespace, tls: Optional[TLSConfig], files: Dict[str, Path], limits: Limits,
+                   stop: threading.Event) -> int:
+    """serve --nodes: a CQLCluster; one line per node, the snippets, then serve until stopped."""
+    from .cluster import CQLCluster
+
+    cluster = CQLCluster(
+        args.nodes, tls=tls, port=args.port, first_address=args.host, racks=args.racks or 1,
+        protocol_versions=args.protocol_versions, auth=args.auth, record_frames=not args.no_frame_log,
+        limits=limits,
+    )
+    if stop.is_set():
+        return 0
+    printers = [(n.server.activity, incident_printer(verbose=args.verbose, prefix=f"node {n.index}: "))
+                for n in cluster.nodes]
+    for activity, printer in printers:
+        activity.subscribe(printer)
+    try:
+        cluster.start()  # an OSError names the node and address that could not listen
+        try:
+            mode = "tls" if tls else "plain"
+            for n in cluster.nodes:
+                print(f"node {n.index} listening on {_hostport(n.host, n.port)} ({mode}), "
+                      f"data center {n.data_center}, rack {n.rack}", flush=True)
+            print(_snippets(cluster.nodes[0].server, files, args.auth, contact_points=cluster.contact_points),
+                  flush=True)
+            while not stop.wait(0.5):
+                pass
+        finally:
+            cluster.stop()
+    finally:
+        for activity, printer in printers:
+            activity.unsubscribe(printer)
+    for n in cluster.nodes:
+        print(f"node {n.index} ({n.host}) " + summary(n.server.activity.counters()), flush=True)
+    print("stopped", flush=True)
+    return 0
+
+
 def _one_line(text: str, limit: int) -> str:
     """`text` on one line: whitespace runs as one space, other control characters escaped, cut at `limit`."""
     head = " ".join(text[: limit * 2].split())  # enough to fill `limit` after collapsing
@@ -447,14 +507,14 @@ def incident_line(incident: Incident) -> str:
     return line
 
 
-def incident_printer(verbose: bool = False) -> Callable[[Entry], None]:
+def incident_printer(verbose: bool = False, prefix: str = "") -> Callable[[Entry], None]:
     """An activity subscriber printing each incident to stderr as it happens (see incident_line)."""
     lock = threading.Lock()  # the node's loop thread and its worker threads may both report
 
     def print_incident(entry: Entry) -> None:
         if not isinstance(entry, Incident):
             return
-        text = incident_line(entry)
+        text = prefix + incident_line(entry)
         if verbose and isinstance(entry, ServerException):
             text += "\n" + "\n".join("    " + line for line in entry.description.splitlines())
         with lock:
@@ -504,7 +564,8 @@ def _client_host(host: str) -> str:
     return host
 
 
-def _snippets(server: CQLServer, files: Dict[str, Path], auth: Optional[PasswordAuth]) -> str:
+def _snippets(server: CQLServer, files: Dict[str, Path], auth: Optional[PasswordAuth],
+              contact_points: Optional[List[str]] = None) -> str:
     host, port = _client_host(server.host), server.port
     cqlsh = ["cqlsh"]
     if files:
@@ -514,7 +575,7 @@ def _snippets(server: CQLServer, files: Dict[str, Path], auth: Optional[Password
     cqlsh += [host, str(port)]
     lines = ["", "cqlsh:", "  " + " ".join(shlex.quote(part) for part in cqlsh)]
     lines += ["", "Python driver (scylla-driver or cassandra-driver):", "  from cassandra.cluster import Cluster"]
-    kwargs = f"contact_points=[{host!r}], port={port}"
+    kwargs = f"contact_points={contact_points or [host]!r}, port={port}"
     if files:
         lines += ["  import ssl", f"  ctx = ssl.create_default_context(cafile={str(files['ca'])!r})"]
         if "client_cert" in files:

@@ -48,6 +48,7 @@ from . import cql, uninterpreted
 from .activity import ActivityLog, ProtocolIncident, UnexpectedRequest
 from .caches import SizedCache, text_bytes
 from .limits import Limits
+from .partition_keys import partition_key_indexes
 from .priming import DeferredAnswer, PrimedRequest, Priming, PrimingBook, QueryMatcher, UnmetExpectation
 from .protocol.compression import COMPRESSORS
 from .protocol.elements import collection_over
@@ -332,6 +333,10 @@ class Node:
     def prepared(self, query_id: bytes) -> Optional[_Prepared]:
         """The statement prepared under this id; None if never prepared or evicted since."""
         return self._prepared.get(query_id)
+
+    def forget_prepared(self) -> None:
+        """Drop every prepared statement, as a restarted node has (an EXECUTE gets UNPREPARED)."""
+        self._prepared.clear()
 
     def remember_prepared(self, prepared: _Prepared, keyspace: Optional[str]) -> bytes:
         """Keep a prepared statement (the least recently used ones go past
@@ -767,6 +772,9 @@ class NodeSession:
         prepared = _Prepared(normalized, statement, params, result_columns, metadata_id, keyspace_name)
         query_id = self.node.remember_prepared(prepared, keyspace_name)
         pk_indexes: Tuple[int, ...] = ()
+        if version >= 4 and isinstance(statement, (cql.Select, cql.Insert)):  # for token-aware routing
+            table = self.node.schema.table(statement.keyspace or keyspace_name or "", statement.table)
+            pk_indexes = partition_key_indexes(statement, table)
         return PreparedResult(
             query_id=query_id,
             result_metadata_id=metadata_id if version >= 5 else None,

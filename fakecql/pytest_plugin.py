@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 import ssl
-from typing import Any, Callable, Dict, Iterator, List, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import pytest
 import trustme
 
-from .server import CQLServer
+from .cluster import CQLCluster
+from .server import CQLServer, UnexpectedActivityError
 from .tls import ClientAuth, TLSConfig, client_context
 
 MARKER = "fakecql_allow_unexpected"
@@ -105,6 +106,68 @@ def cql_server_factory(
             reports.append(server.describe_unmet(unmet))
     if reports:
         pytest.fail("\n\n".join(reports), pytrace=False)
+
+
+@pytest.fixture
+def cql_cluster_factory(
+    request: pytest.FixtureRequest, cql_ca: trustme.CA, cql_server_options: Dict[str, Any]
+) -> Iterator[Callable[..., CQLCluster]]:
+    """Build and start fakecql clusters: factory(nodes=3, tls=True, mtls=False, **CQLCluster options).
+
+    `nodes` is a number of nodes (one data center) or nodes per data center
+    ([2, 1]: dc1 and dc2). Each node of a TLS cluster has a certificate from
+    cql_ca naming its address. Every cluster is stopped at teardown, then
+    every node checked, as cql_server_factory does.
+    """
+    clusters: List[CQLCluster] = []
+
+    def factory(nodes: Union[int, Sequence[int]] = 3, *, tls: Union[bool, TLSConfig] = True,
+                mtls: bool = False, **options: Any) -> CQLCluster:
+        settings = {**cql_server_options, **options}
+        config = _tls_config(cql_ca, tls, mtls, settings)
+        cluster = CQLCluster(nodes, tls=config, **settings)
+        cluster.start()
+        clusters.append(cluster)
+        return cluster
+
+    yield factory
+
+    errors = []
+    for cluster in clusters:
+        try:
+            cluster.stop()
+        except Exception as exc:  # keep stopping the others; report all
+            errors.append(f"stopping {cluster!r} failed: {exc!r}")
+            continue
+        errors.extend(f"{cluster!r} left behind: {what}" for what in cluster.leftovers())
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)
+    if request.node.get_closest_marker(MARKER) is None:
+        reports = []
+        for cluster in clusters:
+            try:
+                cluster.check()
+            except UnexpectedActivityError as exc:
+                reports.append(str(exc))
+        if reports:
+            pytest.fail("\n\n".join(reports), pytrace=False)
+
+
+@pytest.fixture
+def cql_cluster(cql_cluster_factory: Callable[..., CQLCluster]) -> CQLCluster:
+    """A running cluster of 3 TLS nodes in one data center (dc1), on 127.0.0.1-3 and one port."""
+    return cql_cluster_factory(3)
+
+
+def _tls_config(ca: trustme.CA, tls: Union[bool, TLSConfig], mtls: bool, settings: Dict[str, Any]) -> Optional[TLSConfig]:
+    if isinstance(tls, TLSConfig):
+        return tls
+    if tls:
+        return TLSConfig.create(ca, client_auth=ClientAuth.REQUIRED if mtls else ClientAuth.NONE,
+                                **settings.pop("tls_options", {}))
+    if mtls:
+        raise ValueError("mtls=True needs tls=True (or a TLSConfig)")
+    return None
 
 
 @pytest.fixture

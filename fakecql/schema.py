@@ -50,6 +50,7 @@ from typing import (
 )
 
 from .protocol.errors import ErrorCode, FakeCQLError, LocalProtocolError
+from .protocol.messages import SchemaChange
 from .protocol.types import (
     NATIVE_TYPES,
     CqlType,
@@ -852,6 +853,7 @@ class Schema:
         self._lock = threading.RLock()
         self._keyspaces: Dict[str, KeyspaceDef] = {}
         self._version: Optional[uuid.UUID] = None
+        self._listeners: List[Callable[[SchemaChange], None]] = []
         for spec in self._flavor.keyspaces:
             self._install_system_keyspace(spec)
 
@@ -951,7 +953,7 @@ class Schema:
                 system=system,
             )
             self._keyspaces[name] = ks
-            self._changed()
+            self._changed("CREATED", "KEYSPACE", name, None)
             return ks
 
     def drop_keyspace(self, name: str, *, allow_system: bool = False) -> None:
@@ -959,7 +961,7 @@ class Schema:
             ks = self._existing_keyspace(name)
             self._check_modifiable(ks, allow_system, f"drop keyspace {name}")
             del self._keyspaces[name]
-            self._changed()
+            self._changed("DROPPED", "KEYSPACE", name, None)
 
     def add_table(
         self,
@@ -988,7 +990,7 @@ class Schema:
             self._check_modifiable(ks, allow_system, f"create table {keyspace}.{name}")
             table = self._build_table(ks, name, columns, partition_key, clustering, static, options, table_id)
             ks._tables[name] = table
-            self._changed()
+            self._changed("CREATED", "TABLE", keyspace, name)
             return table
 
     def drop_table(self, keyspace: str, name: str, *, allow_system: bool = False) -> None:
@@ -997,7 +999,7 @@ class Schema:
             ks = self._keyspaces[keyspace]
             self._check_modifiable(ks, allow_system, f"drop table {keyspace}.{name}")
             del ks._tables[name]
-            self._changed()
+            self._changed("DROPPED", "TABLE", keyspace, name)
 
     def add_type(
         self,
@@ -1037,7 +1039,7 @@ class Schema:
                 resolved.append((field_name, field_type))
             user_type = UserType(keyspace, name, tuple(resolved))
             ks._user_types[name] = user_type
-            self._changed()
+            self._changed("CREATED", "TYPE", keyspace, name)
             return user_type
 
     def drop_type(self, keyspace: str, name: str, *, allow_system: bool = False) -> None:
@@ -1064,12 +1066,23 @@ class Schema:
                     f"cannot drop user type {keyspace}.{name}: it is still used by {', '.join(users)}"
                 )
             del ks._user_types[name]
-            self._changed()
+            self._changed("DROPPED", "TYPE", keyspace, name)
 
     # ---- internals -------------------------------------------------------
 
-    def _changed(self) -> None:
+    def _changed(self, change_type: str, target: str, keyspace: str, name: Optional[str]) -> None:
         self._version = None
+        change = SchemaChange(change_type=change_type, target=target, keyspace=keyspace, name=name)
+        for listener in list(self._listeners):
+            listener(change)
+
+    def add_listener(self, listener: Callable[[SchemaChange], None]) -> None:
+        """Call `listener` with a SchemaChange after each change (a cluster pushes
+        it as a SCHEMA_CHANGE event). It runs under the schema's lock: it must not block."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[SchemaChange], None]) -> None:
+        self._listeners = [known for known in self._listeners if known != listener]
 
     def _existing_keyspace(self, name: str) -> KeyspaceDef:
         ks = self._keyspaces.get(name)

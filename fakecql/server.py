@@ -234,6 +234,7 @@ class _Connection(asyncio.Protocol):
         if self.tls is None and not self.closing:
             for fault in self.faults:
                 fault.established(self)
+        self._update_reading()  # a paused node reads nothing, not even a ClientHello
 
     def _assign_shard(self, source_port: int) -> None:
         """On a sharded node: which shard serves this connection, and the SUPPORTED that says so."""
@@ -345,7 +346,7 @@ class _Connection(asyncio.Protocol):
 
     def _take_turn(self) -> None:
         self._next_turn = None
-        if not self.closing and not self._write_paused:
+        if not self.closing and not self._write_paused and not self.server.paused:
             self._guard(self._answer_backlog)
 
     def _resume_answering(self) -> None:
@@ -364,7 +365,8 @@ class _Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closing or transport.is_closing():
             return
-        stop = self._paused_by_fault or self._write_paused or bool(self.backlog) or self._offloaded is not None
+        stop = (self._paused_by_fault or self._write_paused or bool(self.backlog) or self._offloaded is not None
+                or self.server.paused)
         if stop and transport.is_reading():
             transport.pause_reading()
         elif not stop and not transport.is_reading():
@@ -543,7 +545,15 @@ class _Connection(asyncio.Protocol):
             if out:
                 self.transport.write(out)
 
+    def _restart_handshake_timer(self) -> None:
+        if self._handshake_timer is not None:
+            self.cancel_timer(self._handshake_timer)
+            self._handshake_timer = self.call_later(self.server.handshake_timeout, self._handshake_timed_out)
+
     def _handshake_timed_out(self) -> None:
+        if self.server.paused:  # a frozen node times nothing out: look again later
+            self._handshake_timer = self.call_later(self.server.handshake_timeout, self._handshake_timed_out)
+            return
         if self.tls is not None and not self.tls.handshake_done and not self.closing:
             self.activity.add(HandshakeFailed(
                 self.number, reason=f"no complete TLS handshake within {self.server.handshake_timeout} s",
@@ -724,6 +734,7 @@ class CQLServer:
         self._left_tasks: List[str] = []
         self._stopped_loop: Optional[asyncio.AbstractEventLoop] = None
         self._stopped_thread: Optional[threading.Thread] = None
+        self._paused = False
 
     # -- what tests use -------------------------------------------------------------------
     @property
@@ -793,6 +804,35 @@ class CQLServer:
                     conn.send_message(-1, event)
         self._call_in_loop(push)
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self, timeout: float = 10.0) -> None:
+        """Play a frozen node: keep accepting and holding connections, read and
+        answer nothing on any of them (new ones included) until resume().
+        In effect when it returns."""
+        def apply() -> None:
+            self._paused = True
+            for conn in list(self._connections):
+                conn._update_reading()
+
+        if self._loop is None:
+            raise RuntimeError("the fakecql server is not running")
+        self._paused = True  # new connections see it at once
+        self._call_in_loop_and_wait(apply, timeout)
+
+    def resume(self, timeout: float = 10.0) -> None:
+        """Read and answer again after pause(); requests read before the pause are answered now."""
+        def apply() -> None:
+            self._paused = False
+            for conn in list(self._connections):
+                if not conn.closing:
+                    conn._restart_handshake_timer()  # the pause does not count against the handshake
+                    conn._resume_answering()
+
+        self._call_in_loop_and_wait(apply, timeout)
+
     def connection_count(self) -> int:
         return len(self._connections)
 
@@ -828,12 +868,15 @@ class CQLServer:
         loop.call_soon(ready.set)
         loop.run_forever()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, *, reset: bool = False) -> None:
+        """Stop listening, close every connection (TLS close_notify and FIN; with
+        `reset`, a TCP RST instead, as when a node's process dies) and the loop.
+        A stopped server may start() again, on the same address and port."""
         if self._thread is None or self._loop is None:
             return
         try:
             if self._server is not None:
-                asyncio.run_coroutine_threadsafe(self._stop(timeout), self._loop).result(timeout + 1)
+                asyncio.run_coroutine_threadsafe(self._stop(timeout, reset), self._loop).result(timeout + 1)
         finally:
             self._shutdown_thread(timeout)
 
@@ -948,16 +991,20 @@ class CQLServer:
         self._listening += list(self._shard_aware_server.sockets)
         self.shard_aware_port = self._shard_aware_server.sockets[0].getsockname()[1]
 
-    async def _stop(self, timeout: float) -> None:
+    async def _stop(self, timeout: float, reset: bool = False) -> None:
         server, self._server = self._server, None
         if server is None:
             return
+        self._paused = False
         server.close()
         shard_aware, self._shard_aware_server = self._shard_aware_server, None
         if shard_aware is not None:
             shard_aware.close()
         for conn in list(self._connections):
-            conn.close()
+            if reset:
+                conn.reset()
+            else:
+                conn.close()
         assert self._all_closed is not None
         try:
             await asyncio.wait_for(self._all_closed.wait(), timeout / 2)
@@ -1015,6 +1062,24 @@ class CQLServer:
                 except Exception as exc:
                     self._record_exception(exc, 0)
             loop.call_soon_threadsafe(guarded)
+
+    def _call_in_loop_and_wait(self, callback: Callable[[], None], timeout: float) -> None:
+        """Run `callback` in the server's loop and return when it has run (at once in the loop itself)."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the fakecql server is not running")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            callback()
+            return
+
+        async def run() -> None:
+            callback()
+
+        asyncio.run_coroutine_threadsafe(run(), loop).result(timeout)
 
     def _record_exception(self, exc: BaseException, connection: int) -> None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

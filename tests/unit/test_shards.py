@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fakecql.murmur3 import MAX_TOKEN, MIN_TOKEN, murmur3_token
+from fakecql.murmur3 import MAX_TOKEN, MIN_TOKEN
 from fakecql.shards import (
     DEFAULT_IGNORE_MSB,
     MURMUR3_PARTITIONER,
@@ -110,38 +110,6 @@ def test_the_driver_reference_is_there_when_scylla_driver_is() -> None:
     is_scylla_driver = hasattr(cassandra.pool.HostConnection, "_open_connection_to_missing_shard")
     names = [name for name, _ in _references()]
     assert ("scylla-driver _ShardingInfo" in names) == is_scylla_driver
-
-
-# Tokens Cassandra's documentation shows for `SELECT token(id)` of int keys 1, 2, 3.
-@pytest.mark.parametrize("key, token", [
-    (struct.pack(">i", 1), -4069959284402364209),
-    (struct.pack(">i", 2), -3248873570005575792),
-    (struct.pack(">i", 3), 9010454139840013625),
-])
-def test_murmur3_published_tokens(key: bytes, token: int) -> None:
-    assert murmur3_token(key) == token
-
-
-@given(st.binary(max_size=80))
-def test_murmur3_agrees_with_the_drivers(key: bytes) -> None:
-    from cassandra.murmur3 import murmur3  # pure Python in both drivers
-
-    theirs = murmur3(key)
-    assert murmur3_token(key) == (MAX_TOKEN if theirs == MIN_TOKEN else theirs)
-
-
-def test_murmur3_every_tail_length_and_high_bytes() -> None:
-    """Tails of 0-15 bytes with bytes >= 0x80: Cassandra reads tail bytes signed."""
-    from cassandra.murmur3 import murmur3
-
-    for length in range(48):
-        key = bytes((0x80 + 7 * i) % 256 for i in range(length))
-        assert murmur3_token(key) == murmur3(key), length
-
-
-def test_murmur3_takes_bytes_only() -> None:
-    with pytest.raises(TypeError, match="serialized routing key as bytes, got str"):
-        murmur3_token("abc")  # type: ignore[arg-type]
 
 
 def test_shard_of_key_is_the_shard_of_its_token() -> None:
