@@ -445,13 +445,16 @@ def _check_cluster_flags(args: argparse.Namespace) -> None:
 
 def _serve_cluster(args: argparse.Namespace, tls: Optional[TLSConfig], files: Dict[str, Path], limits: Limits,
                    stop: threading.Event) -> int:
-    """serve --nodes: a CQLCluster; one line per node, the snippets, then serve until stopped."""
-    from .cluster import CQLCluster
+    """serve --nodes: a CQLCluster (with --nlb a Scylla one, and PrivateLink's NLB and client
+    routes in front of it); one line per node, the NLB's lines or the snippets, then serve until stopped."""
+    from .cluster import CQLCluster, PrivateLink
+    from .cluster.nlb import DEFAULT_HOST
+    from .cluster.serve import nlb_lines
 
     cluster = CQLCluster(
-        args.nodes, tls=tls, port=args.port, first_address=args.host, racks=args.racks or 1,
-        protocol_versions=args.protocol_versions, auth=args.auth, record_frames=not args.no_frame_log,
-        limits=limits,
+        args.nodes, tls=tls, flavor="scylla" if args.nlb else "cassandra", port=args.port, first_address=args.host,
+        racks=args.racks or 1, protocol_versions=args.protocol_versions, auth=args.auth,
+        record_frames=not args.no_frame_log, limits=limits,
     )
     if stop.is_set():
         return 0
@@ -459,6 +462,7 @@ def _serve_cluster(args: argparse.Namespace, tls: Optional[TLSConfig], files: Di
                 for n in cluster.nodes]
     for activity, printer in printers:
         activity.subscribe(printer)
+    link: Optional[PrivateLink] = None
     try:
         cluster.start()  # an OSError names the node and address that could not listen
         try:
@@ -466,15 +470,28 @@ def _serve_cluster(args: argparse.Namespace, tls: Optional[TLSConfig], files: Di
             for n in cluster.nodes:
                 print(f"node {n.index} listening on {_hostport(n.host, n.port)} ({mode}), "
                       f"data center {n.data_center}, rack {n.rack}", flush=True)
-            print(_snippets(cluster.nodes[0].server, files, args.auth, contact_points=cluster.contact_points),
-                  flush=True)
-            while not stop.wait(0.5):
-                pass
+            if args.nlb:
+                link = PrivateLink(cluster, host=args.nlb_host or DEFAULT_HOST).start()
+            try:
+                if link is not None:
+                    print(nlb_lines(link, files.get("ca"), args.auth), flush=True)
+                else:
+                    print(_snippets(cluster.nodes[0].server, files, args.auth, contact_points=cluster.contact_points),
+                          flush=True)
+                while not stop.wait(0.5):
+                    if link is not None and link.nlb.errors:  # link.check() below raises it, once all stopped
+                        print(f"nlb error: {link.nlb.errors[0].splitlines()[-1]}", file=sys.stderr, flush=True)
+                        break
+            finally:
+                if link is not None:
+                    link.stop()
         finally:
             cluster.stop()
     finally:
         for activity, printer in printers:
             activity.unsubscribe(printer)
+    if link is not None:
+        link.check()
     for n in cluster.nodes:
         print(f"node {n.index} ({n.host}) " + summary(n.server.activity.counters()), flush=True)
     print("stopped", flush=True)

@@ -165,6 +165,7 @@ class CQLCluster:
         self._started = False
         self._timers: List[threading.Timer] = []  # STATUS_CHANGE pushes waiting for status_delay
         self._due: List[Tuple[float, Event, int]] = []  # (when, event, from which node), oldest first
+        self._membership_listeners: List[Callable[[str, "ClusterNode"], None]] = []
         self.schema.add_listener(self._schema_changed)
 
     # -- what tests use --------------------------------------------------------------
@@ -200,6 +201,16 @@ class CQLCluster:
     def push_event(self, event: Event) -> None:
         """Send an EVENT to the REGISTERed connections of every node that is up."""
         self._push(event, except_index=None)
+
+    def on_membership(self, listener: Callable[[str, "ClusterNode"], None]) -> None:
+        """Call `listener(change, node)` when a node joins or leaves the ring: ("NEW_NODE", node)
+        from add_node once the node is up, before the others announce it (a listener that
+        raises undoes the add: the node stops and leaves the ring, and add_node raises);
+        ("REMOVED_NODE", node) from decommission once it stopped (an exception propagates).
+        What wraps the cluster (e.g. PrivateLink) follows its membership this way."""
+        if not callable(listener):
+            raise TypeError(f"a membership listener must be callable, got {listener!r}")
+        self._membership_listeners.append(listener)
 
     def check(self) -> None:
         """Raise UnexpectedActivityError listing every node's incidents the test has not taken."""
@@ -361,6 +372,15 @@ class CQLCluster:
                 raise
             n.state = "up"
             self._nodes.append(n)
+            try:
+                for listener in list(self._membership_listeners):
+                    listener("NEW_NODE", n)
+            except BaseException:
+                self._nodes.remove(n)
+                self.topology.remove(member.index)
+                n.server.stop(timeout)
+                n.state = "stopped"
+                raise
         self._push(self._event(TopologyChange, "NEW_NODE", n), except_index=n.index)
         return n
 
@@ -375,6 +395,8 @@ class CQLCluster:
         self._push(self._event(TopologyChange, "REMOVED_NODE", n), except_index=n.index)
         n.server.stop(timeout)
         n.state = "stopped"
+        for listener in list(self._membership_listeners):
+            listener("REMOVED_NODE", n)
         return n
 
     # -- inside ----------------------------------------------------------------------

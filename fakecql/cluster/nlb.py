@@ -148,6 +148,12 @@ class _Pipe:
             self.node.close(reset)
 
 
+def _check_target(target: Any) -> None:
+    if (not isinstance(target, (tuple, list)) or len(target) != 2 or isinstance(target[1], bool)
+            or not isinstance(target[1], int) or not 1 <= target[1] <= 65535):
+        raise ValueError(f"an NLB target must be (host, port) with a port in 1..65535, got {target!r}")
+
+
 class NLB:
     """A layer-4 load balancer on `host`: one port per target node, one round-robin discovery port.
 
@@ -168,9 +174,7 @@ class NLB:
         if not targets:
             raise ValueError("an NLB needs at least one target node (host, port)")
         for target in targets:
-            if (not isinstance(target, (tuple, list)) or len(target) != 2 or isinstance(target[1], bool)
-                    or not isinstance(target[1], int) or not 1 <= target[1] <= 65535):
-                raise ValueError(f"an NLB target must be (host, port) with a port in 1..65535, got {target!r}")
+            _check_target(target)
         ports = list(node_ports) if node_ports is not None else [0] * len(targets)
         if len(ports) != len(targets):
             raise ValueError(f"node_ports gives {len(ports)} ports for {len(targets)} targets")
@@ -246,6 +250,22 @@ class NLB:
         return [ClientRoute(connection_id=connection_id, host_id=host_id, address=self.host,
                             port=self.node_port(i), tls_port=self.node_port(i) if tls else None)
                 for i, host_id in enumerate(host_ids)]
+
+    def add_target(self, target: Tuple[str, int], timeout: float = 10.0) -> int:
+        """Put one more node behind the NLB (a node added to the cluster): a port of its own,
+        listening at once if the NLB runs, and a place in the discovery round-robin; its index."""
+        _check_target(target)
+        index = len(self.targets)
+        self.targets.append((str(target[0]), int(target[1])))
+        self.node_ports.append(0)  # a stopped NLB listens on it in start()
+        loop = self._loop
+        if loop is not None:
+            try:
+                self.node_ports[index] = asyncio.run_coroutine_threadsafe(self._listen(0, index), loop).result(timeout)
+            except BaseException:
+                del self.targets[index], self.node_ports[index]
+                raise
+        return index
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < len(self.targets):

@@ -5,20 +5,20 @@
 # Strategy: the runner handles a cell's server through what a CQLServer
 # offers it (host, port, activity, faults, stop, leftovers); a Deployment
 # offers the same, so the runner stays one code path: host and port are the
-# NLB's discovery port (or the first node's), the activity log is shared by
-# the nodes, leftovers include the NLB's own errors. bypassed() says which
+# NLB's discovery port (or the first node's), the activity log is every
+# node's log merged in time order (each CQLCluster node keeps its own, which
+# its check() and per-node views rely on), leftovers include the NLB's own
+# errors. bypassed() says which
 # node no connection reached through its NLB port (a driver that went
 # around the NLB has not kept the scenario's promise).
 #
 # Rules: what start() starts, stop() stops, also when start() fails half-way.
-# The cluster is part nlb's hand-built stand-in for CQLCluster until that is
-# merged (issue 12): _start is the one place to swap it.
 from __future__ import annotations
 
 from typing import List, Optional
 
 from ..activity import ActivityLog
-from ..cluster._hand_built import HandBuiltCluster
+from ..cluster import CQLCluster
 from ..cluster.private_link import PrivateLink
 from ..server import CQLServer
 from ..faults import FaultPlan
@@ -33,10 +33,8 @@ class Deployment:
 
     def __init__(self, spec: NodeSpec, tls: Optional[TLSConfig]) -> None:
         self.spec = spec
-        self.activity = ActivityLog()
         self.faults = FaultPlan(())  # a NodeSpec of several nodes takes no faults (scenarios.py)
-        self.cluster = HandBuiltCluster(spec.nodes, tls=tls, flavor=spec.flavor, activity=self.activity,
-                                        protocol_versions=spec.protocol_versions)
+        self.cluster = CQLCluster(spec.nodes, tls=tls, flavor=spec.flavor, protocol_versions=spec.protocol_versions)
         self.link: Optional[PrivateLink] = None
         self.servers: List[CQLServer] = []  # kept past stop(), for leftovers()
 
@@ -50,6 +48,15 @@ class Deployment:
             self.cluster.stop()
             raise
         return self
+
+    @property
+    def activity(self) -> ActivityLog:
+        """Every node's log merged, oldest entry first (a snapshot, read once the cell ended)."""
+        merged = ActivityLog.unbounded()
+        for entry in sorted((e for member in self.cluster.nodes for e in member.activity.entries),
+                            key=lambda e: e.at):
+            merged.add(entry)
+        return merged
 
     @property
     def host(self) -> str:
@@ -78,5 +85,6 @@ class Deployment:
         """'' if every node was reached through its NLB port, else which were not."""
         if self.link is None:
             return ""
-        missed = [self.cluster.hosts[i] for i in range(len(self.cluster.hosts)) if self.link.nlb.forwarded(i) == 0]
+        link = self.link
+        missed = [m.host for m in self.cluster.nodes if link.nlb.forwarded(link.nlb_index(m)) == 0]
         return f"no connection reached {', '.join(missed)} through its NLB port" if missed else ""

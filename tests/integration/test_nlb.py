@@ -8,9 +8,9 @@
 # bounded buffers, a refusing node, shutdown of both directions.
 #
 # Rules: everything started is stopped (fixtures, context managers); every
-# wait is bounded. The cluster is part nlb's hand-built stand-in for
-# CQLCluster (three nodes on 127.0.0.1-3, one port): `three_nodes` is the
-# one place to swap it for CQLCluster(3, tls=..., flavor="scylla").
+# wait is bounded. The cluster is a CQLCluster(3, flavor="scylla") on
+# 127.0.0.1-3, one port, each node with its own certificate naming its
+# address (so a client can tell which node answered).
 from __future__ import annotations
 
 import contextlib
@@ -28,9 +28,8 @@ from typing import Any, Iterator, List, Tuple
 import pytest
 import trustme
 
-from fakecql.cluster import NLB, ClientRoute, PrivateLink
+from fakecql.cluster import NLB, ClientRoute, CQLCluster, PrivateLink
 from fakecql.cluster.nlb import NLBError
-from fakecql.cluster._hand_built import HandBuiltCluster
 from fakecql.reactors import load_reactor
 from fakecql.tls import TLSConfig
 from tests.integration.helpers import STOCK_ASYNCIO_TLS_BUG, stock_asyncio_has_tls_transport
@@ -57,36 +56,30 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-@pytest.fixture(scope="module")
-def node_certs(ca: trustme.CA) -> List[trustme.LeafCert]:
-    """One certificate per node, naming that node's address only (so a client can tell them apart)."""
-    return [ca.issue_cert(host, common_name=host) for host in HOSTS]
-
-
 @pytest.fixture
-def three_nodes(ca: trustme.CA) -> Iterator[Any]:
-    """Three TLS Scylla nodes, one certificate naming all three (as the upstream test's)."""
-    tls = TLSConfig.create(ca, server_cert=ca.issue_cert(*HOSTS))
-    with HandBuiltCluster(3, tls=tls, flavor="scylla") as cluster:  # at merge: CQLCluster(3, tls=tls, flavor="scylla")
+def three_nodes(ca: trustme.CA) -> Iterator[CQLCluster]:
+    """Three TLS Scylla nodes, each with its own certificate from `ca` naming its address."""
+    with CQLCluster(3, tls=TLSConfig.create(ca), flavor="scylla") as cluster:
         yield cluster
         cluster.check()
 
 
 @pytest.fixture
-def link(three_nodes: Any) -> Iterator[PrivateLink]:
+def link(three_nodes: CQLCluster) -> Iterator[PrivateLink]:
     with PrivateLink(three_nodes) as private_link:
         yield private_link
         private_link.check()
 
 
 @pytest.fixture
-def distinct_link(ca: trustme.CA, node_certs: List[trustme.LeafCert]) -> Iterator[PrivateLink]:
-    """The NLB in front of three nodes with a certificate each, so a client can tell which one answered."""
-    tls = [TLSConfig.create(ca, server_cert=cert) for cert in node_certs]
-    with HandBuiltCluster(3, tls=tls, flavor="scylla") as cluster, PrivateLink(cluster) as private_link:
-        yield private_link
-        private_link.check()
-        cluster.check()
+def node_certs(three_nodes: CQLCluster) -> List[trustme.LeafCert]:
+    """Each node's own certificate, in node order."""
+    certs = []
+    for member in three_nodes.nodes:
+        assert member.server.tls is not None
+        certs.append(member.server.tls.server_cert)
+    assert len({der_of(cert) for cert in certs}) == 3
+    return certs
 
 
 def client_context(ca: trustme.CA, check_hostname: bool) -> ssl.SSLContext:
@@ -188,6 +181,34 @@ def test_route_change_event_moves_the_driver(ca: trustme.CA, three_nodes: Any, l
         second.check()
 
 
+def test_the_nlb_follows_added_and_decommissioned_nodes(ca: trustme.CA, three_nodes: CQLCluster,
+                                                       link: PrivateLink) -> None:
+    """add_node: the new node gets an NLB port, its route (CLIENT_ROUTES_CHANGE) and the routes table, and
+    the driver opens its pool through that port; decommission: its route goes, and the driver drops it."""
+    nlb = link.nlb
+    cluster = routes_cluster(nlb.host, nlb.discovery_port, link.connection_id, client_context(ca, False), "asyncore")
+    try:
+        session = cluster.connect(wait_for_all_pools=True)
+        added = three_nodes.add_node()
+        position = link.nlb_index(added)
+        assert position == 3 and nlb.node_port(3) == link.node_port(added)
+        assert [(r.address, r.port, r.tls_port) for r in link.routes.routes() if r.host_id == added.host_id] == \
+            [(nlb.host, nlb.node_port(3), nlb.node_port(3))]
+        assert len(added.node.row_sources[("system", "client_routes")]()) == 4  # the new node serves the table
+        assert eventually(lambda: endpoints(cluster).get(added.host) == nlb.node_address(3), 10.0), endpoints(cluster)
+        assert eventually(lambda: nlb.forwarded(3) >= 1, 10.0)  # its pool came in through its own NLB port
+        assert peer_certificate(nlb.node_address(3), ca) == der_of(added.server.tls.server_cert)  # type: ignore
+        for _ in range(8):
+            assert session.execute("SELECT release_version FROM system.local").one() is not None
+        three_nodes.decommission(added.index)
+        assert [r.host_id for r in link.routes.routes()] == sorted((m.host_id for m in three_nodes.nodes), key=str)
+        assert eventually(lambda: added.host not in endpoints(cluster), 10.0), endpoints(cluster)
+        with pytest.raises(ValueError, match="not behind this NLB"):
+            link.nlb_index(type("Stranger", (), {"host_id": uuid.uuid4(), "index": 9, "host": "127.0.0.9"})())
+    finally:
+        cluster.shutdown()
+
+
 # -- the same two halves as matrix scenarios (worker processes, this environment's driver) ----------
 
 def test_both_halves_as_matrix_scenarios_under_every_reactor() -> None:
@@ -272,16 +293,16 @@ def der_of(cert: trustme.LeafCert) -> bytes:
 
 
 def test_tls_passes_through_to_each_nodes_own_certificate(ca: trustme.CA, node_certs: List[trustme.LeafCert],
-                                                          distinct_link: PrivateLink) -> None:
-    nlb = distinct_link.nlb
+                                                          link: PrivateLink) -> None:
+    nlb = link.nlb
     for index, cert in enumerate(node_certs):
         assert peer_certificate(nlb.node_address(index), ca) == der_of(cert)
         assert nlb.forwarded(index) == 1
 
 
 def test_discovery_port_is_round_robin(ca: trustme.CA, node_certs: List[trustme.LeafCert],
-                                       distinct_link: PrivateLink) -> None:
-    nlb = distinct_link.nlb
+                                       link: PrivateLink) -> None:
+    nlb = link.nlb
     seen = [peer_certificate(nlb.address, ca) for _ in range(4)]
     assert seen == [der_of(node_certs[i]) for i in (0, 1, 2, 0)]
     assert [nlb.discovered(i) for i in range(3)] == [2, 1, 1]
@@ -410,6 +431,28 @@ def test_discovery_skips_a_refusing_node() -> None:
             nlb.check()
     finally:
         target.close()
+
+
+def test_add_target_listens_at_once_on_a_running_nlb() -> None:
+    def echo(conn: socket.socket) -> None:
+        conn.sendall(conn.recv(100))
+
+    first, second = Target(echo), Target(echo)
+    try:
+        with NLB([("127.0.0.1", first.port)]) as nlb:
+            assert nlb.add_target(("127.0.0.1", second.port)) == 1
+            for index in (1, 0):  # each Target answers one connection
+                with socket.create_connection(nlb.node_address(index), timeout=TIMEOUT) as client:
+                    client.sendall(b"ping")
+                    assert client.recv(100) == b"ping"
+            assert (nlb.forwarded(0), nlb.forwarded(1)) == (1, 1)
+            with pytest.raises(ValueError, match="port in 1..65535"):
+                nlb.add_target(("127.0.0.1", 0))
+            assert len(nlb.targets) == len(nlb.node_ports) == 2
+            nlb.check()
+    finally:
+        first.close()
+        second.close()
 
 
 def test_stop_closes_both_directions() -> None:

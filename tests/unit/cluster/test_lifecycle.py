@@ -255,3 +255,33 @@ def test_check_lists_every_nodes_incidents(cluster: CQLCluster) -> None:
     for n in cluster.nodes:
         n.server.activity.take_incidents()
     cluster.check()
+
+
+def test_membership_listeners_hear_joins_and_departures(cluster: CQLCluster) -> None:
+    heard: List[Tuple[str, int, str]] = []
+    cluster.on_membership(lambda change, node: heard.append((change, node.index, node.state)))
+    added = cluster.add_node()
+    cluster.decommission(added.index)
+    assert heard == [("NEW_NODE", added.index, "up"), ("REMOVED_NODE", added.index, "stopped")]
+
+
+def test_a_failing_membership_listener_undoes_add_node(cluster: CQLCluster) -> None:
+    before = [n.index for n in cluster.nodes]
+
+    def refuse(change: str, node: object) -> None:
+        raise RuntimeError("cannot follow")
+
+    cluster.on_membership(refuse)
+    with registered(cluster.node(0).address) as watcher:
+        with pytest.raises(RuntimeError, match="cannot follow"):
+            cluster.add_node()
+        assert [n.index for n in cluster.nodes] == before
+        assert len(cluster.topology.members) == len(before)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.4", cluster.port), timeout=3.0).close()
+        assert no_event(watcher)  # no NEW_NODE announced
+
+
+def test_a_membership_listener_must_be_callable(cluster: CQLCluster) -> None:
+    with pytest.raises(TypeError, match="must be callable"):
+        cluster.on_membership("not a function")  # type: ignore[arg-type]
