@@ -209,6 +209,22 @@ def test_the_nlb_follows_added_and_decommissioned_nodes(ca: trustme.CA, three_no
         cluster.shutdown()
 
 
+def test_a_restarted_node_keeps_its_routes_and_nlb_port(ca: trustme.CA, three_nodes: CQLCluster,
+                                                        link: PrivateLink) -> None:
+    """restart() keeps the node's Node (so its routes table) and its port: its NLB port reaches it again."""
+    member = three_nodes.node(1)
+    address = link.nlb.node_address(link.nlb_index(member))
+    three_nodes.kill(1)
+    with socket.create_connection(address, timeout=CONNECT_TIMEOUT) as raw:
+        raw.settimeout(CONNECT_TIMEOUT)
+        assert read_to_eof(raw) == b""  # the node refuses: the NLB closes the client's connection
+    assert eventually(lambda: link.nlb.refused(link.nlb_index(member)) == 1, CONNECT_TIMEOUT)
+    three_nodes.restart(1)
+    assert len(member.node.row_sources[("system", "client_routes")]()) == 3
+    assert member.server.tls is not None
+    assert peer_certificate(address, ca) == der_of(member.server.tls.server_cert)
+
+
 # -- the same two halves as matrix scenarios (worker processes, this environment's driver) ----------
 
 def test_both_halves_as_matrix_scenarios_under_every_reactor() -> None:
