@@ -14,7 +14,10 @@
 # driver that already saw its connections fail then believes the DOWN; one
 # that still holds them ignores it, as against a real cluster). A schema
 # change (through cluster.schema) is pushed as SCHEMA_CHANGE by every node
-# that is up. A node that is not up pushes nothing.
+# that is up. A node that is not up pushes nothing. Priming for the whole
+# cluster or a data center, unmet expectations and logs across nodes are
+# books.py's; with shards=N every node listens on one shard-aware port, as
+# on one port.
 #
 # Rules: misuse (stopping a stopped node, an unknown index, options the
 # cluster sets itself) raises a ValueError naming the node and its state;
@@ -267,8 +270,11 @@ class CQLCluster:
                 try:
                     n.server.start(timeout)
                 except OSError as exc:
-                    reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc))
-                    raise OSError(exc.errno, f"node {n.index} cannot listen on {n.host}:{self._port}: {reason}") from None
+                    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                    where = f"{n.host}:{self._port}"
+                    if n.server.sharding is not None and "(the shard-aware port)" in str(exc):
+                        where = f"{n.host}:{n.server.shard_aware_port} (the shard-aware port)"
+                    raise OSError(exc.errno, f"node {n.index} cannot listen on {where}: {reason}") from None
                 self._port = n.server.port
                 self._shard_aware_port = n.server.shard_aware_port
                 n.state = "up"

@@ -41,7 +41,11 @@ def answer(address: object, query: str = PRIMED) -> Optional[int]:
         assert isinstance(client.start(), Ready)
         result = client.request(Query(query=query))
     assert isinstance(result, RowsResult), result
-    return INT.deserialize(result.rows[0][0]) if result.rows else None
+    if not result.rows:
+        return None
+    cell = result.rows[0][0]
+    assert cell is not None
+    return int(INT.deserialize(cell))
 
 
 def test_cluster_then_data_center_then_node_primings(cluster: CQLCluster) -> None:
@@ -170,3 +174,14 @@ def test_a_sharded_scylla_cluster_listens_on_one_shard_aware_port() -> None:
 def test_an_unsharded_cluster_has_no_shard_aware_port(cluster: CQLCluster) -> None:
     assert cluster.shard_aware_port is None
     assert all(n.server.sharding is None for n in cluster.nodes)
+
+
+def test_a_busy_shard_aware_port_is_named() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.2", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        fake = CQLCluster(2, flavor="scylla", shards=2, shard_aware_port=taken, status_delay=0)
+        with pytest.raises(OSError, match=rf"node 1 cannot listen on 127\.0\.0\.2:{taken} \(the shard-aware port\)"):
+            fake.start()
+    assert not fake.running and fake.leftovers() == []
