@@ -94,7 +94,7 @@ from .protocol.types import (
 from .protocol.wire import UNSET
 from .schema import Schema, TableDef
 
-__all__ = ["Node", "NodeSession", "NodeIdentity", "PasswordAuth", "Priming", "PrimingBook"]
+__all__ = ["Node", "NodeSession", "NodeIdentity", "flavor_identity", "PasswordAuth", "Priming", "PrimingBook"]
 
 PASSWORD_AUTHENTICATOR = "org.apache.cassandra.auth.PasswordAuthenticator"
 EVENT_TYPES = ("TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE", "CLIENT_ROUTES_CHANGE")
@@ -112,6 +112,14 @@ class NodeIdentity:
     host_id: uuid.UUID = field(default_factory=uuid.uuid4)
     tokens: Tuple[str, ...] = ("-9223372036854775808",)
     partitioner: str = "org.apache.cassandra.dht.Murmur3Partitioner"
+
+
+def flavor_identity(flavor: str) -> NodeIdentity:
+    """The identity a node of `flavor` reports by default: a Scylla says release_version
+    3.0.8 and cql_version 3.3.1, as ScyllaDB does (drivers pick their schema parser by it)."""
+    if flavor == "scylla":
+        return NodeIdentity(release_version="3.0.8", cql_version="3.3.1")
+    return NodeIdentity()
 
 
 @dataclass(frozen=True)
@@ -178,8 +186,8 @@ class Node:
         unknown = [c for c in compression if c not in COMPRESSORS]
         if unknown:
             raise ValueError(f"unknown compression {unknown[0]!r}; fakecql offers {sorted(COMPRESSORS)} or none")
-        self.identity = identity or NodeIdentity()
         self.schema = schema or Schema()
+        self.identity = identity or flavor_identity(self.schema.flavor)
         self.auth = auth
         self.limits = limits or Limits()
         self.activity = activity or ActivityLog()

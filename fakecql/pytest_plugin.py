@@ -142,15 +142,17 @@ def cql_cluster_factory(
         errors.extend(f"{cluster!r} left behind: {what}" for what in cluster.leftovers())
     if errors:
         pytest.fail("\n".join(errors), pytrace=False)
+    reports = []
     if request.node.get_closest_marker(MARKER) is None:
-        reports = []
         for cluster in clusters:
             try:
-                cluster.check()
+                cluster.check()  # incidents and unmet expectations
             except UnexpectedActivityError as exc:
                 reports.append(str(exc))
-        if reports:
-            pytest.fail("\n\n".join(reports), pytrace=False)
+    else:  # expectations the test made itself fail it whatever the marker says
+        reports.extend(c.describe_unmet(c.unmet_expectations()) for c in clusters if c.unmet_expectations())
+    if reports:
+        pytest.fail("\n\n".join(reports), pytrace=False)
 
 
 @pytest.fixture

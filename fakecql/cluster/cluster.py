@@ -14,7 +14,10 @@
 # driver that already saw its connections fail then believes the DOWN; one
 # that still holds them ignores it, as against a real cluster). A schema
 # change (through cluster.schema) is pushed as SCHEMA_CHANGE by every node
-# that is up. A node that is not up pushes nothing.
+# that is up. A node that is not up pushes nothing. Priming for the whole
+# cluster or a data center, unmet expectations and logs across nodes are
+# books.py's; with shards=N every node listens on one shard-aware port, as
+# on one port.
 #
 # Rules: misuse (stopping a stopped node, an unknown index, options the
 # cluster sets itself) raises a ValueError naming the node and its state;
@@ -31,13 +34,15 @@ import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from ..activity import ActivityLog
+from ..activity import ActivityLog, FrameReceived
 from ..limits import Limits
-from ..node import Node, NodeIdentity
+from ..node import Node, NodeIdentity, flavor_identity
 from ..protocol.messages import Event, SchemaChange, StatusChange, TopologyChange
 from ..schema import Schema
+from ..priming import Priming, QueryMatcher, UnmetExpectation, describe_unmet
 from ..server import CQLServer, UnexpectedActivityError
 from ..tls import TLSConfig
+from .books import ClusterBooks, DataCenter, StatementMatcher, merged_requests
 from .topology import Member, Topology
 
 __all__ = ["CQLCluster", "ClusterNode", "NODE_STATES"]
@@ -153,12 +158,17 @@ class CQLCluster:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an integer in [0, 65535] (0: a free one), got {port!r}")
         self.schema = Schema(flavor=flavor)
+        looks = flavor_identity(flavor)  # a Scylla says what a Scylla says (release_version 3.0.8)
         self.topology = Topology(nodes, racks=racks, first_address=first_address, cluster_name=cluster_name,
-                                 num_tokens=num_tokens)
+                                 num_tokens=num_tokens, release_version=looks.release_version,
+                                 cql_version=looks.cql_version)
         self.tls = tls
         self._requested_port = port
         self._port = port
         self._server_options = dict(server_options)
+        self._requested_shard_aware_port = server_options.get("shard_aware_port", 0)
+        self._shard_aware_port: Optional[int] = None  # the one every sharded node listens on, once started
+        self._books = ClusterBooks()
         self._lock = threading.RLock()
         self._nodes: List[ClusterNode] = [self._build(m) for m in self.topology.members]
         self._retired: List[ClusterNode] = []  # decommissioned: stopped, kept for leftovers()
@@ -220,6 +230,9 @@ class CQLCluster:
             if incidents or n.server.activity.incidents_dropped:
                 reports.append(f"node {n.index} ({n.data_center}/{n.rack}): "
                                + n.server.describe_incidents(incidents))
+        unmet = self.unmet_expectations()
+        if unmet:
+            reports.append(self.describe_unmet(unmet))
         if reports:
             raise UnexpectedActivityError("\n\n".join(reports))
 
@@ -242,7 +255,9 @@ class CQLCluster:
             if self._started:
                 raise RuntimeError("the fakecql cluster is already running")
             last_error: Optional[OSError] = None
-            for _ in range(_PORT_ATTEMPTS if self._requested_port == 0 else 1):
+            free = self._requested_port == 0 or (bool(self._server_options.get("shards"))
+                                                 and not self._requested_shard_aware_port)
+            for _ in range(_PORT_ATTEMPTS if free else 1):
                 try:
                     self._start_all(timeout)
                 except OSError as exc:
@@ -257,16 +272,22 @@ class CQLCluster:
 
     def _start_all(self, timeout: float) -> None:
         self._port = self._requested_port
+        self._shard_aware_port = None
         started: List[ClusterNode] = []
         try:
             for n in self._nodes:
                 n.server.port = self._port
+                self._place_shard_aware_port(n)
                 try:
                     n.server.start(timeout)
                 except OSError as exc:
                     reason = os.strerror(exc.errno) if exc.errno else str(exc)
-                    raise OSError(exc.errno, f"node {n.index} cannot listen on {n.host}:{self._port}: {reason}") from None
+                    where = f"{n.host}:{self._port}"
+                    if n.server.sharding is not None and "(the shard-aware port)" in str(exc):
+                        where = f"{n.host}:{n.server.shard_aware_port} (the shard-aware port)"
+                    raise OSError(exc.errno, f"node {n.index} cannot listen on {where}: {reason}") from None
                 self._port = n.server.port
+                self._shard_aware_port = n.server.shard_aware_port
                 n.state = "up"
                 started.append(n)
         except BaseException:
@@ -350,6 +371,7 @@ class CQLCluster:
                 self.stop_node(index, timeout)
             n.node.forget_prepared()  # a restarted node has forgotten them: drivers prepare again
             n.server.port = self._port
+            self._place_shard_aware_port(n)
             n.server.start(timeout)
             n.state = "up"
             self._push_status(n, "UP")
@@ -365,6 +387,7 @@ class CQLCluster:
             member = self.topology.add(data_center, rack)
             n = self._build(member)
             n.server.port = self._port
+            self._place_shard_aware_port(n)
             try:
                 n.server.start(timeout)
             except BaseException:
@@ -399,6 +422,72 @@ class CQLCluster:
             listener("REMOVED_NODE", n)
         return n
 
+    # -- priming and logs, per node, data center or cluster (books.py) ----------------
+    def when_query(self, query: QueryMatcher, *, data_center: Optional[str] = None, **options: Any) -> Priming:
+        """Prime an answer on every node (nodes added later too), or on the nodes of
+        `data_center`; options as Node.when_query. A node's own primings
+        (cluster.node(i).when_query) come first, then its data center's, then these."""
+        if data_center is not None:
+            return self.data_center(data_center).when_query(query, **options)
+        return self._books.cluster.when_query(query, **options)
+
+    def data_center(self, name: str) -> DataCenter:
+        """One data center: .when_query(...), .clear_primings(), .requests(...), .nodes."""
+        if name not in self.data_centers:
+            raise ValueError(f"no data center {name!r} in the cluster; data centers: {self.data_centers}")
+        return DataCenter(self, name, self._books.of_data_center(name))
+
+    def clear_primings(self) -> None:
+        """Forget every priming: the cluster's, every data center's and every node's own."""
+        for book in self._books.shared():
+            book.clear()
+        for n in self._nodes:
+            n.node.clear_primings()
+
+    def unmet_expectations(self) -> List[UnmetExpectation]:
+        """Priming expectations not met: every node's own, each data center's and the
+        cluster's (a shared book listed once)."""
+        return self._books.unmet(self._nodes + self._retired)
+
+    def describe_unmet(self, unmet: Sequence[UnmetExpectation]) -> str:
+        return describe_unmet(unmet, f"fakecql cluster {self.topology.cluster_name}")
+
+    def requests(self, statement: StatementMatcher = None, *, node: Optional[Union[int, ClusterNode]] = None,
+                 data_center: Optional[str] = None, opcode: Optional[str] = None) -> List[FrameReceived]:
+        """The requests (FrameReceived, each naming its .node) the chosen nodes logged,
+        oldest first: of one node (index or ClusterNode), of a data center, or of
+        every node; narrowed to a statement and opcode as ActivityLog.requests."""
+        chosen = self._nodes + self._retired
+        if node is not None:
+            index = node.index if isinstance(node, ClusterNode) else node
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise TypeError(f"requests(node=...) takes a node index or a ClusterNode, got {node!r}")
+            chosen = [n for n in chosen if n.index == index]
+            if not chosen:
+                raise ValueError(f"requests: no node {index!r}; nodes: {[n.index for n in self._nodes]}")
+        if data_center is not None:
+            if data_center not in self.data_centers and all(n.data_center != data_center for n in chosen):
+                raise ValueError(f"requests: no data center {data_center!r}; data centers: {self.data_centers}")
+            chosen = [n for n in chosen if n.data_center == data_center]
+        return merged_requests(chosen, statement, opcode=opcode)
+
+    def clear_logs(self) -> None:
+        """Empty every node's activity log (as activity.clear(): entries, counters and
+        incidents; take incidents a test expects first)."""
+        for n in self._nodes + self._retired:
+            n.activity.clear()
+
+    @property
+    def shard_aware_port(self) -> Optional[int]:
+        """The shard-aware port every node listens on (shards=N), once started; else None."""
+        return self._shard_aware_port if self._server_options.get("shards") else None
+
+    def _place_shard_aware_port(self, n: ClusterNode) -> None:
+        """A sharded node listens on the cluster's shard-aware port, as on the cluster's port."""
+        if n.server.sharding is not None:
+            n.server.shard_aware_port = (self._shard_aware_port if self._shard_aware_port is not None
+                                         else self._requested_shard_aware_port)
+
     # -- inside ----------------------------------------------------------------------
     def _build(self, member: Member) -> ClusterNode:
         options = dict(self._server_options)
@@ -414,6 +503,7 @@ class CQLCluster:
         server = CQLServer(tls=self._node_tls(member), host=member.host, port=self._port, node=node, **options)
         n = ClusterNode(self, member, server)
         self._set_row_sources(n)
+        self._books.attach(n)
         return n
 
     def _node_tls(self, member: Member) -> Optional[TLSConfig]:

@@ -68,3 +68,34 @@ def test_any_nodes_incident_fails_the_test_and_names_the_node(suite: pytest.Pyte
         "*node 1 (dc1/rack1): fakecql node 127.0.0.2:* saw 1 unexpected thing(s):*",
         "*query: UPDATE ks.t SET v = 1 WHERE k = 0*",
     ])
+
+
+def test_an_unmet_cluster_wide_expectation_fails_its_test_with_the_listing(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_inner='''
+        import pytest
+
+        def test_never_queried(cql_cluster_factory):
+            cluster = cql_cluster_factory([2, 1], tls=False)
+            cluster.when_query("SELECT v FROM app.kv").then_void().expect(times=1)
+            cluster.data_center("dc2").when_query("SELECT w FROM app.kv").then_void().expect()
+
+        @pytest.mark.fakecql_allow_unexpected
+        def test_marker_does_not_hide_it(cql_cluster_factory):
+            cluster = cql_cluster_factory(2, tls=False)
+            cluster.when_query("SELECT z FROM app.kv").then_void().expect()
+
+        def test_met(cql_cluster_factory):
+            cluster = cql_cluster_factory(2, tls=False)
+            cluster.when_query("SELECT v FROM app.kv").then_void().expect(times=0)
+    ''')
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_never_queried*",
+        "*fakecql cluster fakecql: 2 priming expectation(s) not met:*",
+        "*'SELECT w FROM app.kv' -> Void [[]always[]] (matched 0x) (in dc2 primings): expected at least 1 time(s), seen 0*",
+        "*'SELECT v FROM app.kv' -> Void [[]always[]] (matched 0x) (in cluster primings): expected exactly 1 time(s), seen 0*",
+        "*ERROR at teardown of test_marker_does_not_hide_it*",
+        "*'SELECT z FROM app.kv'*(in cluster primings): expected at least 1 time(s), seen 0*",
+    ])
+    assert result.stdout.str().count("'SELECT v FROM app.kv' -> Void") == 1  # shared by 3 nodes: listed once
