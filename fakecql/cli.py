@@ -452,9 +452,10 @@ def _serve_cluster(args: argparse.Namespace, tls: Optional[TLSConfig], files: Di
     from .cluster.serve import nlb_lines
 
     cluster = CQLCluster(
-        args.nodes, tls=tls, flavor="scylla" if args.nlb else "cassandra", port=args.port, first_address=args.host,
-        racks=args.racks or 1, protocol_versions=args.protocol_versions, auth=args.auth,
+        args.nodes, tls=tls, flavor="scylla" if args.nlb or args.shards else "cassandra", port=args.port,
+        first_address=args.host, racks=args.racks or 1, protocol_versions=args.protocol_versions, auth=args.auth,
         record_frames=not args.no_frame_log, limits=limits,
+        **({"shards": args.shards, "shard_aware_port": args.shard_aware_port or 0} if args.shards else {}),
     )
     if stop.is_set():
         return 0
@@ -470,6 +471,9 @@ def _serve_cluster(args: argparse.Namespace, tls: Optional[TLSConfig], files: Di
             for n in cluster.nodes:
                 print(f"node {n.index} listening on {_hostport(n.host, n.port)} ({mode}), "
                       f"data center {n.data_center}, rack {n.rack}", flush=True)
+            if cluster.shard_aware_port is not None:
+                print(f"shard-aware port {cluster.shard_aware_port} on every node ({args.shards} shards; "
+                      f"a connection's shard is its source port % {args.shards})", flush=True)
             if args.nlb:
                 link = PrivateLink(cluster, host=args.nlb_host or DEFAULT_HOST).start()
             try:

@@ -18,7 +18,7 @@ from typing import List
 import pytest
 
 import fakecql.cli as cli
-from fakecql.protocol.messages import Query, Ready, RowsResult
+from fakecql.protocol.messages import Options, Query, Ready, RowsResult, Supported
 from fakecql.protocol.types import INET, UUID
 
 from ..rawcql import RawClient
@@ -111,3 +111,36 @@ def test_a_port_busy_on_one_nodes_address(capsys: pytest.CaptureFixture) -> None
         f"fakecql serve: error: node 1 cannot listen on 127.0.0.2:{port}: Address already in use"
         " (another process has this port; --port 0 picks a free one)"
     ]
+
+
+def test_serve_nodes_with_shards_shares_one_shard_aware_port() -> None:
+    """--nodes with --shards: a Scylla cluster whose nodes all listen on one
+    shard-aware port (printed), where a connection's shard is its source port % N."""
+    with ServeProcess("--nodes", "2", "--shards", "3") as serve:
+        deadline = time.monotonic() + TIMEOUT
+        nodes = [NODE_LINE.match(serve.out.next_line(deadline) or "") for _ in range(2)]
+        assert all(nodes), serve.out.seen
+        line = serve.out.next_line(deadline) or ""
+        match = re.match(r"^shard-aware port (\d+) on every node \(3 shards; a connection's shard is its "
+                         r"source port % 3\)$", line)
+        assert match, line
+        shard_aware_port = int(match[1])
+        for n in nodes:
+            assert n is not None
+            host = n["host"]
+            with socket.socket() as probe:  # a free source port on this node's address
+                probe.bind((host, 0))
+                source = probe.getsockname()[1]
+            sock = socket.socket()
+            sock.bind((host, source))
+            sock.settimeout(TIMEOUT)
+            sock.connect((host, shard_aware_port))
+            with RawClient((host, shard_aware_port), sock=sock) as client:
+                answer = client.request(Options())
+            assert isinstance(answer, Supported)
+            assert answer.options["SCYLLA_SHARD"] == [str(source % 3)]
+            assert answer.options["SCYLLA_NR_SHARDS"] == ["3"]
+            assert answer.options["SCYLLA_SHARD_AWARE_PORT"] == [str(shard_aware_port)]
+        status, out, err = serve.stop(signal.SIGINT)
+    assert status == 0, err
+    assert out[-1] == "stopped"
