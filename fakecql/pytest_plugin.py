@@ -59,34 +59,14 @@ def cql_server_factory(
 
     def factory(*, tls: Union[bool, TLSConfig] = True, mtls: bool = False, **options: Any) -> CQLServer:
         settings = {**cql_server_options, **options}
-        if isinstance(tls, TLSConfig):
-            config = tls
-        elif tls:
-            config = TLSConfig.create(
-                cql_ca, client_auth=ClientAuth.REQUIRED if mtls else ClientAuth.NONE,
-                **settings.pop("tls_options", {}),
-            )
-        else:
-            if mtls:
-                raise ValueError("mtls=True needs tls=True (or a TLSConfig)")
-            config = None
-        server = CQLServer(tls=config, **settings)
+        server = CQLServer(tls=_tls_config(cql_ca, tls, mtls, settings), **settings)
         server.start()
         servers.append(server)
         return server
 
     yield factory
 
-    errors = []
-    for server in servers:
-        try:
-            server.stop()
-        except Exception as exc:  # keep stopping the others; report all
-            errors.append(f"stopping {server!r} failed: {exc!r}")
-            continue
-        errors.extend(f"{server!r} left behind: {what}" for what in server.leftovers())
-    if errors:
-        pytest.fail("\n".join(errors), pytrace=False)
+    _stop_all(servers)
     reports = []
     if request.node.get_closest_marker(MARKER) is None:
         for server in servers:
@@ -132,16 +112,7 @@ def cql_cluster_factory(
 
     yield factory
 
-    errors = []
-    for cluster in clusters:
-        try:
-            cluster.stop()
-        except Exception as exc:  # keep stopping the others; report all
-            errors.append(f"stopping {cluster!r} failed: {exc!r}")
-            continue
-        errors.extend(f"{cluster!r} left behind: {what}" for what in cluster.leftovers())
-    if errors:
-        pytest.fail("\n".join(errors), pytrace=False)
+    _stop_all(clusters)
     reports = []
     if request.node.get_closest_marker(MARKER) is None:
         for cluster in clusters:
@@ -159,6 +130,21 @@ def cql_cluster_factory(
 def cql_cluster(cql_cluster_factory: Callable[..., CQLCluster]) -> CQLCluster:
     """A running cluster of 3 TLS nodes in one data center (dc1), on 127.0.0.1-3 and one port."""
     return cql_cluster_factory(3)
+
+
+def _stop_all(started: Sequence[Union[CQLServer, CQLCluster]]) -> None:
+    """Stop every node or cluster a test started, then fail the test naming any
+    that would not stop or left something behind (all are stopped first)."""
+    errors = []
+    for each in started:
+        try:
+            each.stop()
+        except Exception as exc:  # keep stopping the others; report all
+            errors.append(f"stopping {each!r} failed: {exc!r}")
+            continue
+        errors.extend(f"{each!r} left behind: {what}" for what in each.leftovers())
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)
 
 
 def _tls_config(ca: trustme.CA, tls: Union[bool, TLSConfig], mtls: bool, settings: Dict[str, Any]) -> Optional[TLSConfig]:

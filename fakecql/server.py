@@ -1045,15 +1045,20 @@ class CQLServer:
         if not self._connections and self._all_closed is not None:
             self._all_closed.set()
 
-    def _call_in_loop(self, callback: Callable[[], Any]) -> None:
+    def _running_loop(self) -> Tuple[asyncio.AbstractEventLoop, bool]:
+        """The server's loop, and whether the caller runs in it (RuntimeError if not running)."""
         loop = self._loop
         if loop is None:
             raise RuntimeError("the fakecql server is not running")
         try:
-            running = asyncio.get_running_loop()
+            running: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is loop:
+        return loop, running is loop
+
+    def _call_in_loop(self, callback: Callable[[], Any]) -> None:
+        loop, inside = self._running_loop()
+        if inside:
             callback()
         else:
             def guarded() -> None:
@@ -1065,14 +1070,8 @@ class CQLServer:
 
     def _call_in_loop_and_wait(self, callback: Callable[[], None], timeout: float) -> None:
         """Run `callback` in the server's loop and return when it has run (at once in the loop itself)."""
-        loop = self._loop
-        if loop is None:
-            raise RuntimeError("the fakecql server is not running")
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+        loop, inside = self._running_loop()
+        if inside:
             callback()
             return
 

@@ -15,3 +15,9 @@ def eventually(predicate: Callable[[], object], timeout: float, interval: float 
             return bool(predicate())
         time.sleep(interval)
     return True
+
+
+def wait_until(what: str, predicate: Callable[[], object], timeout: float) -> None:
+    """eventually(), failing the test with `what` did not happen in time."""
+    if not eventually(predicate, timeout, interval=0.05):
+        raise AssertionError(f"not within {timeout} s: {what}")

@@ -71,3 +71,12 @@ def cluster_factory() -> Iterator[Callable[..., Any]]:
     # the report lands in the test that leaked it, not in a later one.
     gc.collect()
 
+
+@pytest.fixture
+def driver_clusters() -> Iterator[List[Any]]:
+    """A list to put driver Clusters in: each is shut down at teardown."""
+    clusters: List[Any] = []
+    yield clusters
+    for cluster in clusters:
+        cluster.shutdown()
+    gc.collect()  # as cluster_factory does: a leaked connection is reported here

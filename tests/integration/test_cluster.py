@@ -9,36 +9,20 @@
 # driver's event windows are shortened (not zero: the real code path runs).
 from __future__ import annotations
 
-import gc
 import struct
-import time
-from typing import Any, Callable, Dict, Iterator, List
-
-import pytest
+from typing import Any, Callable, Dict, List
 
 from fakecql.activity import FrameReceived
 from fakecql.cluster import CQLCluster, routing_key
 from fakecql.tls import client_context
 
+from .. import waiting
+
 WAIT = 20.0  # seconds: a driver reconnects on its own schedule (1 s, 2 s, ... backoff) or on an event
 
 
 def wait_until(what: str, predicate: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
-@pytest.fixture
-def driver_clusters() -> Iterator[List[Any]]:
-    clusters: List[Any] = []
-    yield clusters
-    for c in clusters:
-        c.shutdown()
-    gc.collect()
+    waiting.wait_until(what, predicate, timeout)
 
 
 def connect(fake: CQLCluster, ca: Any, clusters: List[Any], local_dc: str = "dc1") -> Any:

@@ -14,16 +14,14 @@
 # schema with its Cassandra-3 parser: the table's metadata must come through.
 from __future__ import annotations
 
-import gc
 import struct
-import time
-from typing import Any, Callable, Dict, Iterator, List, Set
-
-import pytest
+from typing import Any, Callable, Dict, List, Set
 
 from fakecql.activity import ConnectionClosed, ConnectionOpened, FrameReceived
 from fakecql.cluster import ClusterNode, CQLCluster, routing_key
 from fakecql.tls import client_context
+
+from .. import waiting
 
 NR_SHARDS = 4
 SELECT = "SELECT v FROM app.kv WHERE k = ?"
@@ -31,27 +29,13 @@ WAIT = 15.0
 
 
 def wait_until(what: str, predicate: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
+    waiting.wait_until(what, predicate, timeout)
 
 
 def is_scylla_driver() -> bool:
     from cassandra.pool import HostConnection
 
     return hasattr(HostConnection, "_open_connection_to_missing_shard")
-
-
-@pytest.fixture
-def driver_clusters() -> Iterator[List[Any]]:
-    clusters: List[Any] = []
-    yield clusters
-    for c in clusters:
-        c.shutdown()
-    gc.collect()
 
 
 def pool_shards_seen_by(node: ClusterNode) -> List[int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import socket
-from typing import Iterator, Optional
+from typing import Optional
 
 import pytest
 
@@ -22,17 +22,6 @@ from fakecql.server import UnexpectedActivityError
 from ...rawcql import RawClient
 
 PRIMED = "SELECT v FROM app.kv"
-
-
-@pytest.fixture
-def cluster() -> Iterator[CQLCluster]:
-    fake = CQLCluster([2, 1], status_delay=0)
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-        assert fake.leftovers() == []
 
 
 def answer(address: object, query: str = PRIMED) -> Optional[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import uuid
-from typing import Iterator, List, Tuple
+from typing import List, Tuple
 
 import pytest
 
@@ -36,17 +36,6 @@ from fakecql.server import UnexpectedActivityError
 from ...rawcql import RawClient
 
 EVENTS = ("TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE")
-
-
-@pytest.fixture
-def cluster() -> Iterator[CQLCluster]:
-    fake = CQLCluster([2, 1], status_delay=0)
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-        assert fake.leftovers() == []
 
 
 def registered(address: Tuple[str, int], events: Tuple[str, ...] = EVENTS) -> RawClient:
