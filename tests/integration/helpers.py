@@ -81,3 +81,31 @@ def run_documented_example(pytester, document: Path) -> None:  # type: ignore[no
     pytester.makeini(pytester_ini())
     pytester.makepyfile(test_example=example)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def is_scylla_driver() -> bool:
+    """Whether the installed `cassandra` is scylla-driver (its pools open a connection per shard)."""
+    from cassandra.pool import HostConnection
+
+    return hasattr(HostConnection, "_open_connection_to_missing_shard")
+
+
+def uses_ssl_port_with_ssl_context() -> bool:
+    """Whether the installed scylla-driver, given only an ssl_context, connects to
+    SCYLLA_SHARD_AWARE_PORT_SSL: 3.29.12 does; 3.29.10 takes SSL to mean ssl_options
+    and reads SCYLLA_SHARD_AWARE_PORT, which a TLS node does not advertise, so it fills
+    its pool through the ordinary port. Asked of the driver's own code, with no node."""
+    from types import SimpleNamespace
+
+    from cassandra.connection import DefaultEndPoint
+    from cassandra.pool import HostConnection
+    from cassandra.shard_info import _ShardingInfo
+
+    info = _ShardingInfo("0", "4", "org.apache.cassandra.dht.Murmur3Partitioner", "biased-token-round-robin",
+                         "12", None, "19142")
+    cluster = SimpleNamespace(ssl_context=object(), ssl_options=None,
+                              shard_aware_options=SimpleNamespace(disable=False, disable_shardaware_port=False))
+    pool = SimpleNamespace(host=SimpleNamespace(endpoint=DefaultEndPoint("127.0.0.1", 9042), sharding_info=info),
+                           _session=SimpleNamespace(cluster=cluster), advanced_shardaware_block_until=0)
+    endpoint = HostConnection._get_shard_aware_endpoint(pool)
+    return endpoint is not None and endpoint.port == 19142

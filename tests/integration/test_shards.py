@@ -22,36 +22,10 @@ from fakecql import ConnectionClosed, ConnectionOpened, CQLServer, FrameReceived
 from fakecql.shards import Sharding
 
 from ..waiting import eventually
+from .helpers import is_scylla_driver, uses_ssl_port_with_ssl_context
 
 NR_SHARDS = 4
 SELECT = "SELECT v FROM ks.t WHERE id = ?"
-
-
-def _is_scylla_driver() -> bool:
-    from cassandra.pool import HostConnection
-
-    return hasattr(HostConnection, "_open_connection_to_missing_shard")
-
-
-def _uses_ssl_port_with_ssl_context() -> bool:
-    """Whether the installed scylla-driver, given only an ssl_context, connects to
-    SCYLLA_SHARD_AWARE_PORT_SSL: 3.29.12 does; 3.29.10 takes SSL to mean ssl_options
-    and reads SCYLLA_SHARD_AWARE_PORT, which a TLS node does not advertise, so it fills
-    its pool through the ordinary port. Asked of the driver's own code, with no node."""
-    from types import SimpleNamespace
-
-    from cassandra.connection import DefaultEndPoint
-    from cassandra.pool import HostConnection
-    from cassandra.shard_info import _ShardingInfo
-
-    info = _ShardingInfo("0", "4", "org.apache.cassandra.dht.Murmur3Partitioner", "biased-token-round-robin",
-                         "12", None, "19142")
-    cluster = SimpleNamespace(ssl_context=object(), ssl_options=None,
-                              shard_aware_options=SimpleNamespace(disable=False, disable_shardaware_port=False))
-    pool = SimpleNamespace(host=SimpleNamespace(endpoint=DefaultEndPoint("127.0.0.1", 9042), sharding_info=info),
-                           _session=SimpleNamespace(cluster=cluster), advanced_shardaware_block_until=0)
-    endpoint = HostConnection._get_shard_aware_endpoint(pool)
-    return endpoint is not None and endpoint.port == 19142
 
 
 def _scylla_node() -> Node:
@@ -109,7 +83,7 @@ def test_pool_holds_one_connection_per_shard(reactor, sharded):  # type: ignore[
     cluster = make_cluster(reactor)
     session = cluster.connect()
     assert session.execute("SELECT release_version FROM system.local").one() is not None
-    if not _is_scylla_driver():  # cassandra-driver: one pool connection, the keys ignored
+    if not is_scylla_driver():  # cassandra-driver: one pool connection, the keys ignored
         assert eventually(lambda: len(_open_pool_connections(server)) == 1, 5)
         (state,) = session.get_pool_state().values()
         assert state["open_count"] == 1
@@ -125,7 +99,7 @@ def test_pool_holds_one_connection_per_shard(reactor, sharded):  # type: ignore[
     assert pool.host.sharding_info.shards_count == NR_SHARDS
     opened = _open_pool_connections(server)
     assert sorted(e.shard for e in opened) == list(range(NR_SHARDS))
-    if server.is_tls and not _uses_ssl_port_with_ssl_context():
+    if server.is_tls and not uses_ssl_port_with_ssl_context():
         # scylla-driver 3.29.10: every pool connection through the ordinary port, in turn.
         assert not [e for e in opened if e.shard_aware]
         assert pool._get_shard_aware_endpoint() is None
@@ -164,7 +138,7 @@ def test_metadata_queries_of_a_scylla_node(sharded):  # type: ignore[no-untyped-
     queries = [f.query or "" for f in server.activity.of_type(FrameReceived)
                if f.opcode == "QUERY" and f.connection in control]
     assert any(re.search(r"FROM system\.peers( |$)", q) for q in queries), queries
-    if _is_scylla_driver():
+    if is_scylla_driver():
         assert not [q for q in queries if "peers_v2" in q]
         assert queries and all(q.endswith("ms") and " USING TIMEOUT " in q for q in queries), queries
     else:
@@ -178,7 +152,7 @@ def test_token_aware_query_is_served_by_the_shard_of_its_key(sharded):  # type: 
     keys = _keys_covering_every_shard(server.sharding)
     assert set(keys.values()) == set(range(NR_SHARDS))
     prepared = session.prepare(SELECT)
-    scylla = _is_scylla_driver()
+    scylla = is_scylla_driver()
     if scylla:
         pool = _pool(session)
         assert eventually(lambda: len(pool._connections) == NR_SHARDS, 10), pool._connections
