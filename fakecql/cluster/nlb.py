@@ -110,6 +110,11 @@ class _Pipe:
         self.client = _Side(self, "client")
         self.node: Optional[_Side] = None
         self.connecting: Optional["asyncio.Task[None]"] = None
+        # What the client sent before its node connected. The client's reading is
+        # paused until then, but Python 3.9 starts reading a transport paused in
+        # connection_made anyway: kept here, it reaches the node once connected.
+        self.early: List[bytes] = []
+        self.early_size = 0
 
     def other_of(self, side: _Side) -> _Side:
         if side is self.client:
@@ -124,15 +129,33 @@ class _Pipe:
             self.connecting.add_done_callback(self.nlb._task_done)
 
     def forward(self, side: _Side, data: bytes) -> None:
+        if side is self.client and self.node is None:
+            self.early.append(data)
+            self.early_size += len(data)
+            if self.early_size > self.nlb.buffer_limit:
+                side.pause_reading()
+            return
         self.other_of(side).write(data)
 
     def ended(self, side: _Side) -> None:
+        if side is self.client and self.node is None:
+            return  # passed on by connected()
         other = self.other_of(side)
         if other.transport is not None and not other.transport.is_closing() and other.transport.can_write_eof():
             other.transport.write_eof()
         if self.client.eof and self.node is not None and self.node.eof:
             self.client.close()
             self.node.close()
+
+    def connected(self) -> None:
+        """The node's side is connected: pass on what the client sent meanwhile, then read on."""
+        assert self.node is not None
+        early, self.early, self.early_size = self.early, [], 0
+        for data in early:
+            self.node.write(data)
+        if self.client.eof:
+            self.ended(self.client)
+        self.client.resume_reading()
 
     def lost(self, side: _Side, exc: Optional[BaseException]) -> None:
         other = self.other_of(side)
@@ -374,7 +397,7 @@ class NLB:
                 return
             key = (pipe.port_index, index)
             self._forwarded[key] = self._forwarded.get(key, 0) + 1
-            pipe.client.resume_reading()
+            pipe.connected()
             return
         pipe.client.close()  # no node takes it: the client sees its connection closed
 
