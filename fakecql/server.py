@@ -234,7 +234,11 @@ class _Connection(asyncio.Protocol):
         if self.tls is None and not self.closing:
             for fault in self.faults:
                 fault.established(self)
-        self._update_reading()  # a paused node reads nothing, not even a ClientHello
+        if self.server.paused:
+            # A paused node reads nothing, not even a ClientHello. Paused from the next
+            # callback, before any read: Python 3.9 starts reading a transport paused
+            # inside connection_made anyway.
+            asyncio.get_running_loop().call_soon(self._guard, self._update_reading)
 
     def _assign_shard(self, source_port: int) -> None:
         """On a sharded node: which shard serves this connection, and the SUPPORTED that says so."""

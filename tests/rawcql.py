@@ -69,7 +69,10 @@ class RawClient:
             if left <= 0:
                 raise TimeoutError(f"no response frame within {self.timeout} s")
             self.sock.settimeout(left)
-            data = self.sock.recv(65536)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:  # not yet a TimeoutError on Python 3.9
+                raise TimeoutError(f"no response frame within {self.timeout} s") from None
             if not data:
                 raise EOFError("the node closed the connection")
             if self.segments:
