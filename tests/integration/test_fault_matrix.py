@@ -109,8 +109,20 @@ def _eof_cases():  # type: ignore[no-untyped-def]
                       "closing during the startup is only noticed at the connect timeout "
                       "(scylladb/python-driver#172, fixed in scylla-driver by #292)")
         marks = [pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)] if reason else []
+        if name == "asyncio" and not reason:
+            marks.append(_ASYNCIO_CLOSE_RACE)
         cases.append(pytest.param(name, id=name, marks=marks))
     return cases
+
+
+# scylla-driver's asyncio reactor (3.29.11 and 3.29.12, Python 3.9 and 3.11),
+# now and then (twice in ~18 CI environment runs), misses a node's close right
+# after the TLS handshake: the attempt waits out its 2 s timeout and the
+# connection is dropped with its writer task pending and its SSL transport
+# unclosed, reported when collected (docs/upstream-bugs.md, 'Not yet reported upstream: asyncio, a close
+# right after the handshake, now and then missed'). The retry above keeps the
+# test on its subject; this keeps that third-party leak from failing it.
+_ASYNCIO_CLOSE_RACE = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 def _refused(connect, server, reactor):  # type: ignore[no-untyped-def]
@@ -144,7 +156,7 @@ def test_node_closing_after_the_handshake_fails_fast(reactor, cql_server, connec
     assert elapsed < CONNECT_TIMEOUT
 
 
-@pytest.mark.parametrize("reactor", ["transport", "libev", "asyncore", "asyncio"])
+@pytest.mark.parametrize("reactor", ["transport", "libev", "asyncore", pytest.param("asyncio", marks=_ASYNCIO_CLOSE_RACE)])
 def test_reset_after_the_handshake_fails_within_the_connect_timeout(reactor, cql_server, connect):
     cql_server.faults.reset()
     # A reset reads as an error or, through ssl's suppress_ragged_eofs, as an
