@@ -79,14 +79,21 @@ def _port(text: str) -> int:
     return port
 
 
-def _shards(text: str) -> int:
-    try:
-        shards = int(text)
-    except ValueError:
-        shards = 0
-    if shards < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of shards (1 or more), got {text!r}")
-    return shards
+def _count_of(what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of `what`, 1 or more."""
+    def parse(text: str) -> int:
+        try:
+            count = int(text)
+        except ValueError:
+            count = 0
+        if count < 1:
+            raise argparse.ArgumentTypeError(f"expected a number of {what} (1 or more), got {text!r}")
+        return count
+    return parse
+
+
+_shards = _count_of("shards")
+_racks = _count_of("racks per data center")
 
 
 def _host(text: str) -> str:
@@ -106,16 +113,6 @@ def _nodes(text: str) -> List[int]:
     if any(size < 1 for size in sizes):
         raise argparse.ArgumentTypeError(f"every data center needs at least 1 node, got {text!r}")
     return sizes
-
-
-def _racks(text: str) -> int:
-    try:
-        racks = int(text)
-    except ValueError:
-        racks = 0
-    if racks < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of racks per data center (1 or more), got {text!r}")
-    return racks
 
 
 def _auth(text: str) -> PasswordAuth:
