@@ -138,6 +138,8 @@ class ConnectionClosed(Entry):
 class FaultApplied(Entry):
     fault: str = ""
     detail: str = ""
+    seed: int = 0  # the fault's seed: the same seed replays the same choices
+    triggers: str = ""  # how the fault was aimed ("on_request=3 seed=0")
 
 
 @dataclass(frozen=True)

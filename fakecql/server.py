@@ -63,7 +63,7 @@ from .activity import (
     TLSIncident,
     VersionRefused,
 )
-from .faults import Fault, FaultPlan
+from .faults import ConnectionInfo, Fault, FaultPlan, Request
 from .limits import Limits
 from .node import Node, NodeIdentity, NodeSession, PasswordAuth
 from .priming import DeferredAnswer, describe_unmet
@@ -75,10 +75,10 @@ from .protocol.connection import (
     UndecodedRequest,
 )
 from .protocol.errors import FakeCQLError, UnsupportedVersionError
-from .protocol.frames import Opcode
 from .protocol.messages import Batch, Event, Execute, Prepare, Query, Response, Startup
 from .shards import ShardAssigner, Sharding
 from .tls import TLSConfig, TLSEngine, TLSHandshakeError
+from .wireline import WireLine
 
 __all__ = ["CQLServer", "UnexpectedActivityError"]
 
@@ -111,6 +111,26 @@ def _sharding(shards: Optional[int], port: int, shard_aware_port: int) -> Option
     return Sharding(shards)
 
 
+def _query_of(message: Any, node: Node) -> str:
+    """A request's CQL text, for the faults' query trigger: QUERY and PREPARE
+    text, an EXECUTE's prepared text, a BATCH's statements joined by "; "."""
+    if isinstance(message, (Query, Prepare)):
+        return message.query
+    if isinstance(message, Execute):
+        prepared = node.prepared(message.query_id)
+        return prepared.query if prepared else ""
+    if isinstance(message, Batch):
+        texts = []
+        for statement in message.statements:
+            if statement.query_id is not None:
+                prepared = node.prepared(statement.query_id)
+                texts.append(prepared.query if prepared else "")
+            else:
+                texts.append(statement.query or "")
+        return "; ".join(texts)
+    return ""
+
+
 class UnexpectedActivityError(FakeCQLError, AssertionError):
     """The node saw something the test did not expect; the message lists it all."""
 
@@ -136,6 +156,14 @@ class _Connection(asyncio.Protocol):
         self._faults_version = -1
         self._fired: List[Fault] = []  # faults that acted once here (by identity)
         self._randoms: List[Tuple[Fault, random.Random]] = []  # per fault, seeded (see random())
+        self._states: List[Tuple[Fault, Dict[str, Any]]] = []  # per fault (see state())
+        self.info = ConnectionInfo(number, tls=server.tls is not None, shard_aware=shard_aware)
+        self._wires: Dict[str, WireLine] = {}  # "in"/"out" delay lines, made when a fault asks
+        self._wire_timers: Dict[str, Optional[asyncio.TimerHandle]] = {}
+        self._close_pending = False  # FIN waits for the "out" delay line to drain
+        self._close_delay = 0.0  # seconds between asking to close and closing (a slow close)
+        self._discarding = False  # everything read is thrown away (discard_input)
+        self._tls_shut = False  # our close_notify is sent: nothing more can be encrypted
         self._handshake_timer: Optional[asyncio.TimerHandle] = None
         self._shaped: Deque[Tuple[float, bytes]] = deque()  # output waiting for its delay
         self._shaping = False  # a timer will send the next shaped piece
@@ -152,6 +180,7 @@ class _Connection(asyncio.Protocol):
         self._lost = False  # connection_lost() has run
         self._write_paused = False  # the client is not reading: the transport is over its high-water mark
         self._paused_by_fault = False
+        self._close_after_turn = False  # a fault asked to close once this turn's answers are sent
         self._handshake_started = False  # TLS bytes came in before the handshake completed
 
     @property
@@ -160,7 +189,7 @@ class _Connection(asyncio.Protocol):
         plan = self.server.faults
         if plan.version != self._faults_version:
             self._faults_version = plan.version
-            self._faults = plan.for_connection(self.number)
+            self._faults = plan.for_connection(self.info)
         return self._faults
 
     # -- asyncio callbacks (each guarded) -----------------------------------------
@@ -171,6 +200,9 @@ class _Connection(asyncio.Protocol):
         self._guard(self._received, data)
 
     def eof_received(self) -> bool:
+        if self._close_delay > 0 and not self.closing:
+            self._guard(self.close)  # a slow close: ours comes after the delay
+            return True
         return False  # close our side too
 
     def pause_writing(self) -> None:
@@ -221,16 +253,20 @@ class _Connection(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server._track(self)
+        self.info = dataclasses.replace(self.info, peer=(str(peer[0]), int(peer[1])))
         self._assign_shard(int(peer[1]))
         self.activity.add(ConnectionOpened(
             self.number, peer=(str(peer[0]), int(peer[1])), tls=self.server.tls is not None,
             shard=self.shard, shard_aware=self.shard_aware,
         ))
-        if self.server._ssl_context is not None:
-            self.tls = TLSEngine(self.server._ssl_context)
-            self._handshake_timer = self.call_later(self.server.handshake_timeout, self._handshake_timed_out)
         for fault in self.faults:
             fault.accepted(self)
+        if self.server.tls is not None and not self.closing:
+            config = self.server.tls
+            for fault in self.faults:
+                config = fault.tls_config(self, config)
+            self.tls = TLSEngine(self.server._context_for(config))
+            self._handshake_timer = self.call_later(self.server.handshake_timeout, self._handshake_timed_out)
         if self.tls is None and not self.closing:
             for fault in self.faults:
                 fault.established(self)
@@ -252,7 +288,17 @@ class _Connection(asyncio.Protocol):
         )
 
     def _received(self, data: bytes) -> None:
-        if self.closing:
+        if self.closing or self._discarding:
+            return
+        line = self._wires.get("in")
+        if line is not None and not line.idle:
+            line.push(self._now(), data)
+            self._pump_wire("in")
+            return
+        self._take_input(data)
+
+    def _take_input(self, data: bytes) -> None:
+        if self.closing or self._discarding:
             return
         if self.input_held:
             self.held.append(data)
@@ -278,8 +324,8 @@ class _Connection(asyncio.Protocol):
             out = self.tls.take_outgoing()
             for fault in self.faults:
                 out = fault.handshake_output(self, out)
-            if out and self.transport is not None:
-                self.transport.write(out)
+            if out:
+                self._wire_write(out)
             if self.tls.handshake_done and self.tls.info is not None:
                 info = self.tls.info
                 self.cancel_timer(self._handshake_timer)
@@ -332,9 +378,11 @@ class _Connection(asyncio.Protocol):
             if answer:  # None or b"": not answered now (a fault, or a primed delay)
                 answers.append(answer)
                 size += len(answer)
+            if self._close_after_turn:
+                break
         if answers:
             self._write(b"".join(answers))
-        if fatal:
+        if fatal or self._close_after_turn:
             self.close()
             return
         if self._offloaded is not None:
@@ -377,19 +425,61 @@ class _Connection(asyncio.Protocol):
             transport.resume_reading()
 
     def _answer(self, event: RequestReceived) -> Optional[bytes]:
-        if not self._faults_let_through(event.message.opcode.name):
+        message = event.message
+        go_on, request = self._faults_decide(message.opcode.name, event.stream, message)
+        if self.closing:
             return None
         self._log_frame(event)
-        return self._respond(event, self.session.handle(event.message, event.version, event.stream))
+        if not go_on:
+            return None
+        if request is not None and request.response is not None:
+            response: Response = request.response
+        else:
+            response = self.session.handle(message, event.version, event.stream)
+        return self._deliver(event, response, request)
 
-    def _faults_let_through(self, opcode: str) -> bool:
-        """Count the request and let the faults act on it; False if it gets no answer."""
+    def _faults_decide(self, opcode: str, stream: int, message: Any) -> Tuple[bool, Optional[Request]]:
+        """Count the request and let the faults decide its answer: (answer it?, the
+        Request they decided on, None when no fault looked)."""
         self.requests += 1
         self.activity.count_request(opcode)
+        faults = self.faults
+        if not faults:
+            return True, None
+        request = Request(opcode, self.requests, stream, lambda: _query_of(message, self.server.node))
+        for fault in faults:
+            fault.request_received(self, request)
+            if self.closing:
+                return False, request
+        if request.dropped:
+            self.withheld += 1
+            return False, request
+        return True, request
+
+    def _deliver(self, event: RequestReceived, response: Response, request: Optional[Request]) -> Optional[bytes]:
+        """The answer's bytes, now; or b"" when the faults delay it (sent by a timer)."""
+        if request is None:
+            return self._respond(event, response)
+        stream = request.stream_out
+        if request.delay_by > 0:
+            def send_late() -> None:  # under _guard (call_later): an exception is an incident
+                if not self.closing and not self._lost:
+                    self._write(self._respond(event, response, stream))
+                    self._answered(request)
+                    if request.close_after_answer:
+                        self.close()
+
+            self.call_later(request.delay_by, send_late)
+            return b""
+        answer = self._respond(event, response, stream)
+        self._answered(request)
+        if request.close_after_answer:
+            self._close_after_turn = True
+        return answer
+
+    def _answered(self, request: Request) -> None:
         for fault in self.faults:
-            if not fault.request_received(self, opcode, self.requests):
-                return False
-        return not self.closing
+            fault.answer_sent(self, request)
 
     def _log_frame(self, event: RequestReceived) -> None:
         if not self.server.record_frames:
@@ -414,13 +504,13 @@ class _Connection(asyncio.Protocol):
             **requestlog.describe(message, self.server.node, self.session.keyspace),
         ))
 
-    def _respond(self, event: RequestReceived, response: Response) -> bytes:
+    def _respond(self, event: RequestReceived, response: Response, stream: Optional[int] = None) -> bytes:
         if isinstance(response, DeferredAnswer):
             self._defer(event, response)
             return b""
         if isinstance(event.message, Startup) and self.session.compression is not None:
             self.cql.negotiate_compression(self.session.compression)
-        return self.cql.send(event.stream, response, version=event.version)
+        return self.cql.send(event.stream if stream is None else stream, response, version=event.version)
 
     def _defer(self, event: RequestReceived, deferred: DeferredAnswer) -> None:
         """A primed then_delay()/then_no_answer(): answer on a timer, or never. The
@@ -441,12 +531,6 @@ class _Connection(asyncio.Protocol):
     def _offload(self, request: UndecodedRequest) -> None:
         """Hand a large request to the worker thread; this connection's later
         requests wait for its answer, every other connection goes on."""
-        try:
-            opcode = Opcode(request.header.opcode).name
-        except ValueError:  # the frame reader refuses unknown opcodes; never here
-            opcode = f"0x{request.header.opcode:02x}"
-        if not self._faults_let_through(opcode):
-            return
         future = self.server._run_on_worker(self._decode_and_handle, request)
         self._offloaded = future
         future.add_done_callback(lambda done: self._guard(self._offload_done, done))
@@ -475,9 +559,17 @@ class _Connection(asyncio.Protocol):
                 self.close()
                 return
         elif isinstance(event, RequestReceived) and response is not None:
-            answer = self._respond(event, response)
-            if answer:
-                self._write(answer)
+            # The faults decide once the request is decoded (a query trigger needs its text);
+            # the node has handled it already, as a node that answers late or never has.
+            go_on, decided = self._faults_decide(event.message.opcode.name, event.stream, event.message)
+            if go_on and not self.closing:
+                if decided is not None and decided.response is not None:
+                    response = decided.response
+                answer = self._deliver(event, response, decided)
+                if answer:
+                    self._write(answer)
+                if self._close_after_turn:
+                    self.close()
         if self.closing:
             return
         if self.backlog and not self._write_paused:
@@ -538,8 +630,10 @@ class _Connection(asyncio.Protocol):
         if self.transport is None or self.closing:
             return
         if self.tls is None:
-            self.transport.write(plaintext)
+            self._wire_write(plaintext)
             return
+        if self._tls_shut:
+            return  # after our close_notify nothing can be encrypted: the answer is lost, as on the wire
         self.tls.send(plaintext)
         self._flush_tls()
 
@@ -547,7 +641,42 @@ class _Connection(asyncio.Protocol):
         if self.tls is not None and self.transport is not None and not self.transport.is_closing():
             out = self.tls.take_outgoing()
             if out:
-                self.transport.write(out)
+                self._wire_write(out)
+
+    def _wire_write(self, data: bytes) -> None:
+        """Bytes onto the socket, through the "out" delay line when a fault set one."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        line = self._wires.get("out")
+        if line is None or line.idle:
+            transport.write(data)
+            return
+        line.push(self._now(), data)
+        self._pump_wire("out")
+
+    def _pump_wire(self, direction: str) -> None:
+        """Move what a delay line lets through now, and wake up when it lets more."""
+        line = self._wires[direction]
+        self.cancel_timer(self._wire_timers.get(direction))
+        self._wire_timers[direction] = None
+        data, wake_at = line.take(self._now())
+        if data:
+            if direction == "out":
+                if self.transport is not None and not self.transport.is_closing():
+                    self.transport.write(data)
+            else:
+                self._take_input(data)
+        if wake_at is not None and not self._lost:
+            self._wire_timers[direction] = self.call_later(
+                max(0.0, wake_at - self._now()), lambda: self._pump_wire(direction))
+        elif direction == "out" and self._close_pending:
+            self._close_pending = False
+            self._finish_close()
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
 
     def _restart_handshake_timer(self) -> None:
         if self._handshake_timer is not None:
@@ -590,8 +719,62 @@ class _Connection(asyncio.Protocol):
         self.abort()
 
     def send_raw(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        self._wire_write(data)
+
+    def send_plaintext(self, data: bytes) -> None:
+        self._send_now(data)
+
+    def discard_input(self) -> None:
+        self._discarding = True
+        self.held.clear()
+
+    def state(self, fault: Fault) -> Dict[str, Any]:
+        for known, held in self._states:
+            if known is fault:
+                return held
+        own: Dict[str, Any] = {}
+        self._states.append((fault, own))
+        return own
+
+    def fin(self) -> None:
+        """FIN without close_notify (a truncation)."""
+        if self.closing:
+            return
+        self.closing = True
+        self._finish_close()
+
+    def send_close_notify(self) -> None:
+        if self.tls is None:
+            raise RuntimeError(f"close_notify needs TLS; connection {self.number} is plain TCP")
+        if self._tls_shut:
+            return
+        self._tls_shut = True
+        self.tls.close()
+        self._flush_tls()
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        if self.tls is None:
+            return plaintext
+        if self._tls_shut:
+            raise RuntimeError(f"connection {self.number} sent its close_notify: nothing more can be encrypted")
+        self._flush_tls()  # what is queued goes first
+        self.tls.send(plaintext)
+        return self.tls.take_outgoing()
+
+    def shutdown_write(self) -> None:
+        if self.transport is not None and not self.transport.is_closing() and self.transport.can_write_eof():
+            self.transport.write_eof()
+
+    def wire(self, direction: str) -> WireLine:
+        if direction not in ("in", "out"):
+            raise ValueError(f"a wire direction is 'in' or 'out', got {direction!r}")
+        line = self._wires.get(direction)
+        if line is None:
+            line = self._wires[direction] = WireLine()
+        return line
+
+    def set_close_delay(self, seconds: float) -> None:
+        self._close_delay = seconds
 
     def update_keys(self, request_peer: bool) -> None:
         if self.tls is None:
@@ -618,7 +801,8 @@ class _Connection(asyncio.Protocol):
             self.timers.discard(handle)
 
     def log(self, fault: Fault, detail: str) -> None:
-        self.activity.add(FaultApplied(self.number, fault=type(fault).__name__, detail=detail))
+        self.activity.add(FaultApplied(self.number, fault=type(fault).__name__, detail=detail, seed=fault.seed,
+                                       triggers=fault.describe_triggers()))
 
     def random(self, fault: Fault, seed: int) -> random.Random:
         for known, generator in self._randoms:
@@ -630,17 +814,31 @@ class _Connection(asyncio.Protocol):
 
     # -- closing -------------------------------------------------------------------------
     def close(self) -> None:
-        """Close cleanly: TLS close_notify, flush, FIN."""
+        """Close cleanly: TLS close_notify, flush, FIN (after a fault's close delay, if any)."""
         if self.closing:
             return
+        for fault in self.faults:
+            fault.closing(self)
+        if self._close_delay > 0:
+            delay, self._close_delay = self._close_delay, 0.0
+            self.call_later(delay, self.close)
+            return
         self.closing = True
-        if self.tls is not None and self.tls.handshake_done:
+        if self.tls is not None and self.tls.handshake_done and not self._tls_shut:
+            self._tls_shut = True
             self.tls.close()
+            out = self.tls.take_outgoing()
+            if out:
+                self._wire_write(out)
+        self._finish_close()
+
+    def _finish_close(self) -> None:
+        """FIN, once the "out" delay line has let everything through."""
+        line = self._wires.get("out")
+        if line is not None and not line.idle and self.transport is not None and not self.transport.is_closing():
+            self._close_pending = True
+            return
         if self.transport is not None:
-            if self.tls is not None:
-                out = self.tls.take_outgoing()
-                if out and not self.transport.is_closing():
-                    self.transport.write(out)
             self.transport.close()
 
     def abort(self) -> None:
@@ -726,6 +924,8 @@ class CQLServer:
         self._shard_assigner = ShardAssigner(sharding) if sharding is not None else None
         self._shard_aware_server: Optional[asyncio.AbstractServer] = None
         self._ssl_context: Optional[ssl.SSLContext] = tls.server_context() if tls else None
+        # One SSLContext per TLSConfig a fault asked for (sessions resume only on their own context).
+        self._contexts: Dict[TLSConfig, ssl.SSLContext] = {tls: self._ssl_context} if tls and self._ssl_context else {}
         self._server: Optional[asyncio.AbstractServer] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
@@ -770,6 +970,13 @@ class CQLServer:
             reports.append(self.describe_unmet(unmet))
         if reports:
             raise UnexpectedActivityError("\n\n".join(reports))
+
+    def _context_for(self, config: TLSConfig) -> ssl.SSLContext:
+        """The server SSLContext for `config`, built once."""
+        context = self._contexts.get(config)
+        if context is None:
+            context = self._contexts[config] = config.server_context()
+        return context
 
     def describe_unmet(self, unmet: Sequence[Any]) -> str:
         """The listing of unmet priming expectations: which priming, expected, seen."""

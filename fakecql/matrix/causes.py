@@ -321,7 +321,8 @@ def node_saw(entries: Sequence[Any], *, since: float, until: float) -> str:
         parts.append("refused protocol v" + ", v".join(map(str, refused)))
     faults = [e for e in entries if isinstance(e, FaultApplied)]
     if faults:
-        parts.append(f"faults applied x{len(faults)} (first: {faults[0].fault}: {faults[0].detail[:60]})")
+        parts.append(f"faults applied x{len(faults)} (first: {faults[0].fault} seed={faults[0].seed}: "
+                     f"{faults[0].detail[:60]})")
     incidents = [e for e in entries if isinstance(e, Incident)]
     if incidents:
         parts.append(f"incidents: {type(incidents[0]).__name__}: {incidents[0].description.splitlines()[0][:100]}")

@@ -71,9 +71,9 @@ def test_the_same_seed_cuts_the_same_way(cql_server_factory, cql_ca):
 @pytest.mark.parametrize("build, message", [
     (lambda: DribbleOutput(max_piece=0), "max_piece must be >= 1"),
     (lambda: DribbleOutput(max_delay=-1), "max_delay must be >= 0"),
-    (lambda: StallHandshake(stage="finished"), "stage must be 'client_hello' or 'server_hello'"),
+    (lambda: StallHandshake(stage="finished"), "stage must be one of 'client_hello', 'server_hello'"),
     (lambda: StopReading(min_pending=-1), "min_pending must be >= 0"),
-    (lambda: StopReading(resume_after=0), "resume_after must be positive"),
+    (lambda: StopReading(resume_after=0), "resume_after must be > 0"),
     (lambda: KeyUpdate(on_request=-1), "on_request must be >= 0"),
     (lambda: KeyUpdate(every=-2), "every must be >= 0"),
 ])

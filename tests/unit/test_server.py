@@ -129,7 +129,7 @@ def test_incidents_fail_check_with_a_listing(cql_server_factory):
 
 
 class _RaisingFault(Fault):
-    def request_received(self, ctl, opcode, count):  # type: ignore[no-untyped-def]
+    def request_received(self, ctl, request):  # type: ignore[no-untyped-def]
         raise RuntimeError("boom inside a fault")
 
 

@@ -198,7 +198,7 @@ def test_node_saw_frames_faults_and_failed_handshakes():
                FrameReceived(2, opcode="STARTUP"), FaultApplied(2, fault="ResetConnection", detail="reset")]
     line = node_saw(entries, since=0, until=1)
     assert "2 connections" in line and "TLS handshake failed: UNKNOWN_CA" in line
-    assert "frames OPTIONS x1, STARTUP x1" in line and "ResetConnection: reset" in line
+    assert "frames OPTIONS x1, STARTUP x1" in line and "ResetConnection seed=0: reset" in line
 
 
 # -- exceptions nobody read ---------------------------------------------------------------
