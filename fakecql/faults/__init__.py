@@ -9,32 +9,15 @@ from __future__ import annotations
 
 from typing import Dict, Type
 
+from . import answers, tls, wire
+from .answers import *  # noqa: F401,F403
 from .base import ConnectionControl, ConnectionInfo, Fault, Request
 from .plan import FaultPlan
-from .tls import KeyUpdate, StallHandshake
-from .wire import CloseConnection, DribbleOutput, ResetConnection, StopReading
+from .tls import *  # noqa: F401,F403
+from .wire import *  # noqa: F401,F403
 
-__all__ = [
-    "ConnectionControl",
-    "ConnectionInfo",
-    "Request",
-    "Fault",
-    "FaultPlan",
-    "VERBS",
-    "StallHandshake",
-    "StopReading",
-    "ResetConnection",
-    "DribbleOutput",
-    "CloseConnection",
-    "KeyUpdate",
-]
+# Each fault's verb on server.faults (and, in kebab case, its --fault name), family by family.
+VERBS: Dict[str, Type[Fault]] = {**tls.VERBS, **wire.VERBS, **answers.VERBS}
 
-# Each fault's verb on server.faults (and, in kebab case, its --fault name).
-VERBS: Dict[str, Type[Fault]] = {
-    "stall_handshake": StallHandshake,
-    "key_update": KeyUpdate,
-    "stop_reading": StopReading,
-    "reset": ResetConnection,
-    "close": CloseConnection,
-    "dribble": DribbleOutput,
-}
+__all__ = ["ConnectionControl", "ConnectionInfo", "Request", "Fault", "FaultPlan", "VERBS"] + [
+    cls.__name__ for cls in VERBS.values()]

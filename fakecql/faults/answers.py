@@ -2,7 +2,7 @@
 # errors, wrong streams, connection limits).
 from __future__ import annotations
 
-from typing import Any
+from typing import Dict, Type
 
 from .base import Fault
 
@@ -15,5 +15,6 @@ class AnswerVerbs:
     def add(self, fault: Fault) -> Fault:  # provided by FaultPlan
         raise NotImplementedError
 
-    def _unused(self, **triggers: Any) -> None:  # placeholder until the first CQL fault
-        pass
+
+# verb on server.faults -> class (the --fault name is the verb in kebab case)
+VERBS: Dict[str, Type[Fault]] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Dict, Type
 
 from .base import ConnectionControl, Fault, Request, check_choice, check_int
 
@@ -105,3 +105,10 @@ class TLSVerbs:
                    **triggers: Any) -> Fault:
         """Send a TLS 1.3 KeyUpdate before the `on_request`-th request (and every `every`-th after)."""
         return self.add(KeyUpdate(on_request=on_request, every=every, request_peer=request_peer, **triggers))
+
+
+# verb on server.faults -> class (the --fault name is the verb in kebab case)
+VERBS: Dict[str, Type[Fault]] = {
+    "stall_handshake": StallHandshake,
+    "key_update": KeyUpdate,
+}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 from .base import ConnectionControl, Fault, Request, check_int, check_number
 
@@ -155,3 +155,12 @@ class WireVerbs:
     def dribble(self, *, seed: int = 0, max_piece: int = 16, max_delay: float = 0.0, **triggers: Any) -> Fault:
         """Cut the node's answers into TLS records of 1 to `max_piece` bytes, `max_delay` s apart at most."""
         return self.add(DribbleOutput(seed=seed, max_piece=max_piece, max_delay=max_delay, **triggers))
+
+
+# verb on server.faults -> class (the --fault name is the verb in kebab case)
+VERBS: Dict[str, Type[Fault]] = {
+    "stop_reading": StopReading,
+    "reset": ResetConnection,
+    "close": CloseConnection,
+    "dribble": DribbleOutput,
+}
