@@ -487,7 +487,9 @@ class _Connection(asyncio.Protocol):
         if request.delay_by > 0:
             def send_late() -> None:  # under _guard (call_later): an exception is an incident
                 if not self.closing and not self._lost:
-                    self._write(self._respond(event, response, stream))
+                    late = self._respond(event, response, stream)
+                    request.answer_size = len(late)
+                    self._write(late)
                     self._answered(request)
                     if request.close_after_answer:
                         self.close()
@@ -495,6 +497,7 @@ class _Connection(asyncio.Protocol):
             self.call_later(request.delay_by, send_late)
             return b""
         answer = self._respond(event, response, stream)
+        request.answer_size = len(answer)
         self._answered(request)
         if request.close_after_answer:
             self._close_after_turn = True
