@@ -170,7 +170,8 @@ class ResetAtByte(Fault):
     only their first `offset` bytes, a record cut mid-way (the client decrypts
     nothing of it). Without TLS both are the same. An offset past the end of
     the answer sends it whole, then the RST. An answer primed with then_delay()
-    is not cut: the connection closes cleanly instead."""
+    is not cut: the connection closes cleanly instead; so does an answer an
+    output-shaping fault added before it (dribble, ...) took first."""
 
     offset: int = 4
     layer: str = "cql"

@@ -32,7 +32,16 @@ from fakecql.faults import (
 )
 from fakecql.faults import wire
 from fakecql.protocol.frames import FrameReader
-from fakecql.protocol.messages import Message, Options, Query, Ready, RowsResult, Supported, decode_message
+from fakecql.protocol.messages import (
+    Message,
+    Options,
+    Query,
+    Ready,
+    RowsResult,
+    Startup,
+    Supported,
+    decode_message,
+)
 
 from ..rawcql import RawClient, request_frame
 from ..waiting import eventually, wait_until
@@ -107,8 +116,6 @@ class BioClient:
 
     def start(self) -> Message:
         self.request(Options())
-        from fakecql.protocol.messages import Startup
-
         return self.request(Startup(options={"CQL_VERSION": "3.0.0"}))
 
     def close(self) -> None:
@@ -202,6 +209,20 @@ def test_reset_at_byte_aimed_at_a_request_number(cql_plain_server):
         got, error = read_until_end(client.sock)
     assert len(got) == 20 and got[:2] == b"\x84\x00" and got[4] == 0x06  # a SUPPORTED header, and 11 body bytes
     assert isinstance(error, ConnectionResetError)
+
+
+def test_reset_at_byte_counts_the_segment_on_v5(cql_plain_server):
+    cql_plain_server.faults.reset_at_byte(8)
+    with RawClient(cql_plain_server.address) as client:
+        client.request(Options(), version=5)
+        assert isinstance(client.request(Startup(options={"CQL_VERSION": "3.0.0"}), version=5), Ready)
+        client.segments = True  # v5 after READY: the answer is a segment carrying the frame
+        client.send(Query(query=LOCAL), version=5, stream=3)
+        got, error = read_until_end(client.sock)
+    assert len(got) == 8 and isinstance(error, ConnectionResetError)
+    header = int.from_bytes(got[:3], "little")
+    assert header & 0x1FFFF > 9 and header >> 17 & 1  # an uncompressed, self-contained segment's header
+    assert got[6:8] == b"\x85\x00"  # then the frame's first two bytes: a v5 response
 
 
 def test_reset_at_byte_over_tls_counts_plaintext_in_a_record_of_its_own(cql_server_factory, cql_ca):
