@@ -373,9 +373,10 @@ class SlowClose(Fault):
     def accepted(self, ctl: ConnectionControl) -> None:
         if self.hits_connection(ctl):
             ctl.set_close_delay(self.delay)
+            ctl.state(self)["slow"] = True
 
     def closing(self, ctl: ConnectionControl) -> None:
-        if self.hits_connection(ctl):
+        if ctl.state(self).get("slow"):  # not on connections accepted before it was added
             ctl.log(self, f"closing: the node's FIN comes in {self.delay:g} s")
 
 

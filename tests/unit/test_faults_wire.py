@@ -65,6 +65,7 @@ class BioClient:
         self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=address[0])
         self.frames = FrameReader(versions=(4,), expect_response=True)
         self.peer_closed = False  # close_notify read
+        self.handshake_bytes = 0  # ciphertext read until the handshake completed
         while True:
             try:
                 self.tls.do_handshake()
@@ -74,6 +75,7 @@ class BioClient:
                 data = self.sock.recv(65536)
                 if not data:
                     raise EOFError("the node closed the connection during the handshake")
+                self.handshake_bytes += len(data)
                 self.incoming.write(data)
         self._flush()
 
@@ -439,6 +441,20 @@ def test_bandwidth_in_paces_a_large_request(cql_plain_server):
     cql_plain_server.activity.take_incidents()
     expected = len(query) / rate
     assert expected * 0.9 <= elapsed <= expected + LATE, (elapsed, expected)
+
+
+def test_bandwidth_paces_the_tls_handshake(cql_server_factory, cql_ca):
+    server = cql_server_factory(tls_options={"min_version": "1.3"})
+    rate = 10_000  # slices of 100 bytes, one every 0.01 s
+    server.faults.bandwidth(rate, direction="out")
+    started = time.monotonic()
+    client = BioClient(server.address, client_context(cql_ca))
+    elapsed = time.monotonic() - started
+    client.close()
+    # The server's flight (certificate and all) came at the rate; the first slice leaves at once.
+    expected = (client.handshake_bytes - rate / 100) / rate
+    assert client.handshake_bytes > 500  # ServerHello, certificate, Finished: several slices
+    assert expected * 0.9 <= elapsed <= expected + LATE, (elapsed, expected, client.handshake_bytes)
 
 
 def test_a_full_delay_line_pushes_back_on_the_client(cql_plain_server):
