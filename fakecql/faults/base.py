@@ -110,18 +110,21 @@ class Request:
 
     A fault reads `opcode`, `count` (requests so far on this connection, from
     1), `stream` and `query` (the QUERY or PREPARE text, an EXECUTE's prepared
-    text, a BATCH's statements joined by "; "; "" for other requests), and
-    decides with drop(), answer_with(), delay(), on_stream() and close_after().
+    text, a BATCH's statements joined by "; "; "" for other requests),
+    `statement_id` (an EXECUTE's prepared id, for an UNPREPARED answer the
+    driver acts on), and decides with drop(), answer_with(), delay(),
+    on_stream() and close_after().
     """
 
-    __slots__ = ("opcode", "count", "stream", "_query", "_query_of", "dropped", "response", "delay_by",
-                 "stream_out", "close_after_answer")
+    __slots__ = ("opcode", "count", "stream", "statement_id", "_query", "_query_of", "dropped", "response",
+                 "delay_by", "stream_out", "close_after_answer")
 
     def __init__(self, opcode: str, count: int, stream: int,
-                 query_of: Optional[Callable[[], str]] = None) -> None:
+                 query_of: Optional[Callable[[], str]] = None, statement_id: Optional[bytes] = None) -> None:
         self.opcode = opcode
         self.count = count
         self.stream = stream
+        self.statement_id = statement_id
         self._query: Optional[str] = None
         self._query_of = query_of
         self.dropped = False
