@@ -272,6 +272,7 @@ class Fault:
         conns = self.connections
         if conns is not None and not callable(conns):
             if isinstance(conns, int) and not isinstance(conns, bool):
+                check_int(name, "connections", conns, 1)
                 object.__setattr__(self, "connections", (conns,))
             elif isinstance(conns, (list, tuple, set, frozenset)):
                 for number in conns:  # checked before sorting: a mixed list would not sort
