@@ -447,7 +447,8 @@ class _Connection(asyncio.Protocol):
         faults = self.faults
         if not faults:
             return True, None
-        request = Request(opcode, self.requests, stream, lambda: _query_of(message, self.server.node))
+        request = Request(opcode, self.requests, stream, lambda: _query_of(message, self.server.node),
+                          statement_id=message.query_id if isinstance(message, Execute) else None)
         for fault in faults:
             fault.request_received(self, request)
             if self.closing:
