@@ -14,8 +14,8 @@
 # Rules: every error is one FaultSpecError (a ValueError) whose text names
 # the fault, the argument, the value and what was expected; a fault's own
 # ValueError/TypeError text passes through after the fault's name.
-# Arguments are separated by ",", a tuple's items by "+" (or ";", which a
-# shell needs quoted); a backslash escapes either in a value ("\,").
+# Arguments are separated by ",", a tuple's items by ";" (quote the whole
+# --fault in a shell); a backslash escapes either in a value ("\,").
 from __future__ import annotations
 
 import dataclasses
@@ -42,8 +42,7 @@ __all__ = [
     "what_it_models",
 ]
 
-# Separators of tuple items: the first is the one shown; ";" also works (quoted in a shell).
-ITEM_SEPARATORS = ("+", ";")
+ITEM_SEPARATOR = ";"  # between a tuple's items (as AnswerError's fields take theirs)
 _TRUE = ("true", "yes", "1")
 _FALSE = ("false", "no", "0")
 _NONE = "none"
@@ -144,14 +143,14 @@ def type_name(kind: Any) -> str:
             continue
         if _is_tuple(member) and _scalar_ok(_tuple_item(member)):
             item = _scalar_name(_tuple_item(member))
-            names.append(f"{item}[+{item}...]")
+            names.append(f"{item}[;{item}...]")
         elif _scalar_ok(member):
             names.append(_scalar_name(member))
     if _NoneType in _members(kind):
         names.append(_NONE)
     # str beside a tuple of str says the same thing twice
     return " or ".join(n for i, n in enumerate(names) if n not in names[:i] and not
-                       (n == "TEXT" and "TEXT[+TEXT...]" in names))
+                       (n == "TEXT" and "TEXT[;TEXT...]" in names))
 
 
 def _expected(kind: Any) -> str:
@@ -173,7 +172,7 @@ def _expected(kind: Any) -> str:
         elif _is_enum(member):
             parts.append("one of " + ", ".join(repr(m.name.lower()) for m in member))
         elif _is_tuple(member) and _scalar_ok(_tuple_item(member)):
-            parts.append(f"{_expected(_tuple_item(member))}, several separated by '+'")
+            parts.append(f"{_expected(_tuple_item(member))}, several separated by ';'")
     return " or ".join(dict.fromkeys(parts))
 
 
@@ -220,7 +219,7 @@ def convert(text: str, kind: Any) -> Any:
         return None
     tuples = [m for m in members if _is_tuple(m)]
     scalars = [m for m in members if m is not _NoneType and not _is_tuple(m)]
-    items = _split(text, ITEM_SEPARATORS)
+    items = _split(text, (ITEM_SEPARATOR,))
     if tuples and (len(items) > 1 or not scalars):
         return tuple(_convert_scalar(_unescape(item), _tuple_item(tuples[0])) for item in items)
     # the narrowest type first: "1" is an int where an int may be, a number where not
@@ -257,9 +256,9 @@ class Argument:
     @property
     def shown_type(self) -> str:
         if self.name == "opcode":
-            return "OPCODE[+OPCODE...]"
+            return "OPCODE[;OPCODE...]"
         if self.name == "connections":
-            return "N[+N...]"
+            return "N[;N...]"
         if self.name == REGEX_ARGUMENT:
             return "REGEX"
         if self.name == "query":
@@ -318,6 +317,18 @@ def _verb_function(verb: str) -> Callable[..., Fault]:
     from .plan import FaultPlan
 
     return getattr(FaultPlan, verb)  # type: ignore[no-any-return]
+
+
+def takes_more(cls: Type[Fault]) -> bool:
+    """Whether the class's own __init__ takes **keywords beyond its fields
+    (AnswerError: the error's fields): the command line passes those on as
+    text, for the class to convert and to refuse by name."""
+    init = cls.__init__
+    try:
+        parameters = inspect.signature(init).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def arguments(name: str) -> List[Argument]:
@@ -420,10 +431,10 @@ def _unescape(text: str) -> str:
 def parse_fault(spec: str) -> Fault:
     """The Fault `NAME[:key=value,...]` describes (FaultSpecError naming what is wrong).
 
-    `key-update:on-request=0,every=4`, `reset:opcode=QUERY+EXECUTE`,
+    `key-update:on-request=0,every=4`, `reset:opcode=QUERY;EXECUTE`,
     `delay-answer:seconds=2,query=FROM app.users`: keys in kebab or snake
-    case; bools true/false/yes/no/1/0; `none` for an optional value; "+"
-    (or ";") between a tuple's items; "\\," for a comma in a value."""
+    case; bools true/false/yes/no/1/0; `none` for an optional value; ";"
+    between a tuple's items; "\\," for a comma in a value."""
     name, _, rest = spec.partition(":")
     name = name.strip()
     if not name:
@@ -440,6 +451,11 @@ def parse_fault(spec: str) -> Fault:
             raise FaultSpecError(f"{shown}: expected key=value, got {_unescape(item)!r} "
                                  f"(it takes {_listing(allowed.values())})")
         argument = allowed.get(_snake(key))
+        if argument is None and takes_more(cls) and _snake(key).isidentifier():
+            if _snake(key) in given:
+                raise FaultSpecError(f"{shown}: {_kebab(_snake(key))} is given twice")
+            given[_snake(key)] = _unescape(text)  # the class converts it, or names it in its error
+            continue
         if argument is None:
             close = difflib.get_close_matches(_kebab(_snake(key)), [a.cli for a in allowed.values()], n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
@@ -481,9 +497,9 @@ def _value(shown: str, argument: Argument, text: str) -> Any:
         return convert(text, kind)
     except _BadValue:
         if argument.name == "opcode":
-            expected = "opcodes among " + ", ".join(REQUEST_OPCODES) + ", several separated by '+'"
+            expected = "opcodes among " + ", ".join(REQUEST_OPCODES) + ", several separated by ';'"
         elif argument.name == "connections":
-            expected = "connection numbers (from 1), several separated by '+'"
+            expected = "connection numbers (from 1), several separated by ';'"
         else:
             expected = _expected(kind)
         raise FaultSpecError(f"{shown}: {argument.cli} must be {expected}; got {_unescape(text)!r}") from None
@@ -504,11 +520,11 @@ def format_value(value: Any) -> str:
     if isinstance(value, enum.Enum):
         return value.name.lower()
     if isinstance(value, (tuple, list, frozenset, set)):
-        return "+".join(format_value(v) for v in value)
+        return ITEM_SEPARATOR.join(format_value(v) for v in value)
     if isinstance(value, float) and value.is_integer():
         return repr(value)
     text = str(value)
-    return re.sub(r"([\\,+;])", r"\\\1", text)
+    return re.sub(r"([\\,;])", r"\\\1", text)
 
 
 def fault_spec(fault: Fault) -> str:
@@ -526,12 +542,20 @@ def fault_spec(fault: Fault) -> str:
         value = getattr(fault, argument.name)
         if argument.trigger and value == defaults.get(argument.name):
             continue  # a trigger not given
+        if value is None and argument.default is None:
+            continue
         if argument.name == "query" and hasattr(value, "pattern"):
             parts.append(f"query-regex={format_value(value.pattern)}")
         elif callable(value) and not isinstance(value, (str, enum.Enum)):
             parts.append(f"{argument.cli}=<predicate>")
         else:
             parts.append(f"{argument.cli}={format_value(value)}")
+    named = {a.name for a in _arguments(verb, type(fault))}
+    for field in dataclasses.fields(fault):  # keyword pairs a class keeps for its **keywords (AnswerError's fields)
+        value = getattr(fault, field.name)
+        if field.name not in named and field.init and isinstance(value, tuple) and all(
+                isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in value):
+            parts.extend(f"{_kebab(key)}={format_value(item)}" for key, item in value)
     return _kebab(verb) + (":" + ",".join(parts) if parts else "")
 
 
@@ -548,7 +572,10 @@ def describe() -> str:
             if argument.trigger:
                 note += f"; {_TRIGGER_HELP.get(argument.name, 'a trigger')}"
             lines.append(f"    {head:<{width}}  {note}")
+        if takes_more(cls):
+            lines.append(f"    {'KEY=VALUE':<{width}}  other arguments go to {cls.__name__} as text "
+                         f"(its docstring says which)")
         blocks.append("\n".join(lines))
-    usage = ("--fault NAME[:key=value,...]; keys in kebab case; bools true/false; '+' between a list's items; "
-             "'\\,' for a comma in a value.")
+    usage = ("--fault NAME[:key=value,...] (quote it in a shell); keys in kebab case; bools true/false; "
+             "';' between a list's items; '\\,' for a comma in a value.")
     return "\n\n".join([usage] + blocks)
