@@ -349,7 +349,9 @@ def _arguments(verb: str, cls: Type[Fault]) -> List[Argument]:
             continue
         if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
             continue
-        kind = _annotation(function, parameter.name, parameter.annotation)
+        kind = field_types.get(parameter.name, Any)  # the field's type: the verb passes it on
+        if kind is Any or not _settable(kind):
+            kind = _annotation(function, parameter.name, parameter.annotation)
         if kind is Any or kind is _REQUIRED:
             kind = field_types.get(parameter.name, str)
         own[parameter.name] = Argument(parameter.name, kind, parameter.default, parameter.name in _TRIGGERS)
@@ -406,26 +408,31 @@ def what_it_models(cls: Type[Fault]) -> str:
 
 # -- parsing -----------------------------------------------------------------------------
 
+_ESCAPED = ",;"  # the separators a backslash escapes; any other backslash stays (a regex's \. or \b)
+
+
 def _split(text: str, separators: Sequence[str]) -> List[str]:
-    """`text` cut at every unescaped separator (escapes are kept, for the next cut)."""
-    pieces, current, escaped = [], "", False
-    for char in text:
-        if escaped:
-            current += "\\" + char
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char in separators:
+    """`text` cut at every separator not escaped by a backslash (the escapes
+    are kept, for the next cut)."""
+    pieces, current, index = [], "", 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and text[index + 1: index + 2] in tuple(_ESCAPED):
+            current += text[index: index + 2]
+            index += 2
+            continue
+        if char in separators:
             pieces.append(current)
             current = ""
         else:
             current += char
-    pieces.append(current + ("\\" if escaped else ""))
+        index += 1
+    pieces.append(current)
     return pieces
 
 
 def _unescape(text: str) -> str:
-    return re.sub(r"\\(.)", r"\1", text, flags=re.S)
+    return re.sub(r"\\([,;])", r"\1", text)
 
 
 def parse_fault(spec: str) -> Fault:
@@ -524,7 +531,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return repr(value)
     text = str(value)
-    return re.sub(r"([\\,;])", r"\\\1", text)
+    return re.sub(r"([,;])", r"\\\1", text)
 
 
 def fault_spec(fault: Fault) -> str:
