@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,7 +191,7 @@ _TAKES_KEY_UPDATE = "every, request-peer, connections, on-request, opcode, query
 @pytest.mark.parametrize("spec, message", [
     ("kye-update", "kye-update: no such fault; did you mean key-update? (--fault list shows them all)"),
     ("rest", "rest: no such fault; did you mean reset? (--fault list shows them all)"),
-    ("frobnicate", "frobnicate: no such fault (--fault list shows them all)"),
+    ("xyzzy", "xyzzy: no such fault (--fault list shows them all)"),
     ("", "'': expected NAME[:key=value,...] (--fault list shows the names)"),
     (":every=2", "':every=2': expected NAME[:key=value,...] (--fault list shows the names)"),
     ("key-update:evry=2", f"key-update: unknown argument 'evry' (did you mean every?); it takes {_TAKES_KEY_UPDATE}"),
@@ -355,15 +356,17 @@ def test_serve_expired_certificate_fails_the_clients_verification(tmp_path):
         out = served.read_through("cqlsh:")
         assert "fault: expired-certificate" in out
         context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))  # trusts the node's CA
-        with pytest.raises(ssl.SSLCertVerificationError) as raised:
-            RawClient((served.host, served.port), ssl_context=context, timeout=10).close()
+        with socket.create_connection((served.host, served.port), timeout=10) as raw:
+            with pytest.raises(ssl.SSLCertVerificationError) as raised:
+                context.wrap_socket(raw, server_hostname=served.host)
         assert raised.value.verify_code == 10  # X509_V_ERR_CERT_HAS_EXPIRED
         assert "certificate has expired" in raised.value.verify_message
-        # Negative control: the same client, same CA, once the node serves without the fault.
         status, _, err = served.stop()
     assert status == 0, err
+    # Negative control: the same client of a node without the fault (a new node, a new CA in ca.pem).
     with ServeProcess("--tls", "--certs-dir", str(tmp_path)) as served:
         served.wait_listening()
+        context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
         with RawClient((served.host, served.port), ssl_context=context, timeout=10) as client:
             assert isinstance(client.start(), Ready)
         status, _, err = served.stop()
