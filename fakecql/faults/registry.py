@@ -26,7 +26,7 @@ import re
 import sys
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, List, Sequence, Tuple, Type
 
 from .base import REQUEST_OPCODES, Fault
 

@@ -371,3 +371,20 @@ def test_serve_expired_certificate_fails_the_clients_verification(tmp_path):
             assert isinstance(client.start(), Ready)
         status, _, err = served.stop()
     assert status == 0, err
+
+
+def test_serve_nodes_puts_the_faults_on_every_node():
+    # reset:on-request=1 resets each connection at its first request, on every node;
+    # a second node's answer proves it is not the first's alone.
+    node_line = re.compile(r"^node (?P<index>\d+) listening on (?P<host>[0-9.]+):(?P<port>\d+) \(plain\)")
+    with ServeProcess("--nodes", "2", "--fault", "reset:on-request=1") as served:
+        out = served.read_through("cqlsh:")
+        nodes = [m for m in map(node_line.match, out) if m]
+        assert len(nodes) == 2, out
+        assert "fault on every node: reset:on-request=1" in out
+        for node in nodes:
+            with RawClient((node["host"], int(node["port"])), timeout=10) as client:
+                with pytest.raises((ConnectionError, EOFError)):
+                    client.start()
+        status, _, err = served.stop()
+    assert status == 0, err
