@@ -200,7 +200,9 @@ class ConnectionControl(Protocol):
         """Send a TLS close_notify now, and leave the TCP connection open (nothing more can be encrypted)."""
 
     def encrypt(self, plaintext: bytes) -> bytes:
-        """TLS records carrying `plaintext`, not sent (send_raw() sends them); plaintext as is without TLS."""
+        """TLS records carrying `plaintext`, not sent (send_raw() sends them); plaintext as is without TLS.
+        After send_close_notify(), the records that follow the close_notify in sequence (a
+        misbehaving sender: TLS forbids writing after it)."""
 
     def shutdown_write(self) -> None:
         """Half-close: send FIN (after what is queued) and keep reading."""
