@@ -66,6 +66,13 @@ class BioClient:
         self.frames = FrameReader(versions=(4,), expect_response=True)
         self.peer_closed = False  # close_notify read
         self.handshake_bytes = 0  # ciphertext read until the handshake completed
+        try:
+            self._handshake()
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def _handshake(self) -> None:
         while True:
             try:
                 self.tls.do_handshake()
