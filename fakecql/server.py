@@ -160,6 +160,7 @@ class _Connection(asyncio.Protocol):
         self.info = ConnectionInfo(number, tls=server.tls is not None, shard_aware=shard_aware)
         self._wires: Dict[str, WireLine] = {}  # "in"/"out" delay lines, made when a fault asks
         self._wire_timers: Dict[str, Optional[asyncio.TimerHandle]] = {}
+        self._closing_told = False  # the faults' closing() hooks have run
         self._close_pending = False  # FIN waits for the "out" delay line to drain
         self._close_delay = 0.0  # seconds between asking to close and closing (a slow close)
         self._discarding = False  # everything read is thrown away (discard_input)
@@ -446,7 +447,8 @@ class _Connection(asyncio.Protocol):
         faults = self.faults
         if not faults:
             return True, None
-        request = Request(opcode, self.requests, stream, lambda: _query_of(message, self.server.node))
+        request = Request(opcode, self.requests, stream, lambda: _query_of(message, self.server.node),
+                          statement_id=message.query_id if isinstance(message, Execute) else None)
         for fault in faults:
             fault.request_received(self, request)
             if self.closing:
@@ -817,8 +819,10 @@ class _Connection(asyncio.Protocol):
         """Close cleanly: TLS close_notify, flush, FIN (after a fault's close delay, if any)."""
         if self.closing:
             return
-        for fault in self.faults:
-            fault.closing(self)
+        if not self._closing_told:
+            self._closing_told = True
+            for fault in self.faults:
+                fault.closing(self)
         if self._close_delay > 0:
             delay, self._close_delay = self._close_delay, 0.0
             self.call_later(delay, self.close)

@@ -110,18 +110,21 @@ class Request:
 
     A fault reads `opcode`, `count` (requests so far on this connection, from
     1), `stream` and `query` (the QUERY or PREPARE text, an EXECUTE's prepared
-    text, a BATCH's statements joined by "; "; "" for other requests), and
-    decides with drop(), answer_with(), delay(), on_stream() and close_after().
+    text, a BATCH's statements joined by "; "; "" for other requests),
+    `statement_id` (an EXECUTE's prepared id, for an UNPREPARED answer the
+    driver acts on), and decides with drop(), answer_with(), delay(),
+    on_stream() and close_after().
     """
 
-    __slots__ = ("opcode", "count", "stream", "_query", "_query_of", "dropped", "response", "delay_by",
-                 "stream_out", "close_after_answer")
+    __slots__ = ("opcode", "count", "stream", "statement_id", "_query", "_query_of", "dropped", "response",
+                 "delay_by", "stream_out", "close_after_answer")
 
     def __init__(self, opcode: str, count: int, stream: int,
-                 query_of: Optional[Callable[[], str]] = None) -> None:
+                 query_of: Optional[Callable[[], str]] = None, statement_id: Optional[bytes] = None) -> None:
         self.opcode = opcode
         self.count = count
         self.stream = stream
+        self.statement_id = statement_id
         self._query: Optional[str] = None
         self._query_of = query_of
         self.dropped = False
@@ -271,17 +274,26 @@ class Fault:
             if isinstance(conns, int) and not isinstance(conns, bool):
                 object.__setattr__(self, "connections", (conns,))
             elif isinstance(conns, (list, tuple, set, frozenset)):
-                object.__setattr__(self, "connections", tuple(sorted(conns)))
+                for number in conns:  # checked before sorting: a mixed list would not sort
+                    check_int(name, "connections", number, 1)
+                if not conns:
+                    raise ValueError(f"{name} connections must name at least one connection number (from 1), "
+                                     f"or be None for every connection; got {conns!r}")
+                object.__setattr__(self, "connections", tuple(sorted(set(conns))))
             else:
                 raise TypeError(f"{name} connections must be connection numbers (from 1) or a predicate "
                                 f"taking a ConnectionInfo, got {conns!r}")
-            for number in self.connections:  # type: ignore[union-attr]
-                check_int(name, "connections", number, 1)
         if self.on_request is not None:
             check_int(name, "on_request", self.on_request, 0 if self.ON_REQUEST_ZERO else 1)
         if self.opcode is not None:
-            codes = (self.opcode,) if isinstance(self.opcode, str) else tuple(self.opcode)
-            upper = tuple(str(c).upper() for c in codes)
+            if isinstance(self.opcode, str):
+                codes: Tuple[Any, ...] = (self.opcode,)
+            elif isinstance(self.opcode, (list, tuple, set, frozenset)):
+                codes = tuple(self.opcode)
+            else:
+                raise TypeError(f"{name} opcode must be an opcode name or a tuple of them "
+                                f"({', '.join(REQUEST_OPCODES)}), got {self.opcode!r}")
+            upper = tuple(c.upper() if isinstance(c, str) else c for c in codes)
             for code in upper:
                 check_choice(name, "opcode", code, REQUEST_OPCODES)
             if not upper:
@@ -294,9 +306,7 @@ class Fault:
             elif not isinstance(self.query, _PATTERN_TYPE) and not callable(self.query):
                 raise TypeError(f"{name} query must be text, a compiled regex (re.compile) or a predicate "
                                 f"taking the query text, got {self.query!r}")
-        check_number(name, "probability", self.probability, maximum=1.0)
-        if self.probability == 0:
-            raise ValueError(f"{name} probability must be > 0 and <= 1 (0 would never act), got 0")
+        check_number(name, "probability", self.probability, positive=True, maximum=1.0)
         check_int(name, "seed", self.seed, -(2 ** 63))
 
     def _check_triggers_allowed(self, name: str) -> None:
@@ -342,13 +352,17 @@ class Fault:
             state["hit"] = ctl.random(self, self.seed).random() < self.probability
         return bool(state["hit"])
 
-    def hits_request(self, ctl: ConnectionControl, request: Request) -> bool:
-        """For faults that act on requests: on_request, opcode, query, then the probability draw."""
+    def matches_request(self, request: Request) -> bool:
+        """Whether `request` is one the fault is aimed at (on_request, opcode, query), no draw made."""
         if self.on_request is not None and request.count != self.on_request:
             return False
         if self.opcode is not None and request.opcode not in self.opcode:
             return False
-        if self.query is not None and not self._query_matches(request.query):
+        return self.query is None or self._query_matches(request.query)
+
+    def hits_request(self, ctl: ConnectionControl, request: Request) -> bool:
+        """For faults that act on requests: on_request, opcode, query, then the probability draw."""
+        if not self.matches_request(request):
             return False
         if self.probability < 1.0:
             return ctl.random(self, self.seed).random() < self.probability
