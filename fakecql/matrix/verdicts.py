@@ -110,10 +110,10 @@ def _aimed_problem(scenario: Scenario, aimed: List[Dict[str, Any]]) -> str:
             names = {e.split(":", 1)[0] for e in chain}
             if spec.expect_error not in names:
                 return f"{what} raised {_innermost(chain) or error}, not {spec.expect_error}"
-        elif scenario.promise == "answered_late":
+        elif scenario.promise in ("answered_late", "recovers"):
             if error:
                 return f"{what} failed after {seconds:.2f} s: {_innermost(chain) or error}"
-            if seconds < spec.min_answer * 0.9:
+            if spec.min_answer and seconds < spec.min_answer * 0.9:
                 return (f"{what} was answered in {seconds:.2f} s, sooner than the node's delay of "
                         f"{spec.min_answer:.2f} s: the fault did not hold it")
         elif scenario.promise == "query_fails_fast":
