@@ -161,7 +161,9 @@ class _Connection(asyncio.Protocol):
         self._wires: Dict[str, WireLine] = {}  # "in"/"out" delay lines, made when a fault asks
         self._wire_timers: Dict[str, Optional[asyncio.TimerHandle]] = {}
         self._closing_told = False  # the faults' closing() hooks have run
-        self._close_pending = False  # FIN waits for the "out" delay line to drain
+        self._output_ended = False  # FIN, half-close or RST asked: nothing more goes on the wire
+        self._after_output: List[Callable[[], None]] = []  # FIN/RST/half-close waiting for the "out" line
+        self._peer_fin_seen = False  # the client's FIN came out of the "in" delay line
         self._close_delay = 0.0  # seconds between asking to close and closing (a slow close)
         self._discarding = False  # everything read is thrown away (discard_input)
         self._tls_shut = False  # our close_notify is sent: nothing more can be encrypted
@@ -201,10 +203,28 @@ class _Connection(asyncio.Protocol):
         self._guard(self._received, data)
 
     def eof_received(self) -> bool:
-        if self._close_delay > 0 and not self.closing:
-            self._guard(self.close)  # a slow close: ours comes after the delay
+        line = self._wires.get("in")
+        if line is not None and not line.idle:
+            # The client's FIN travels the delay line behind its bytes; _peer_finished when it comes out.
+            line.end(self._now())
+            self._guard(self._pump_wire, "in")
             return True
-        return False  # close our side too
+        out = self._wires.get("out")
+        if self._close_delay > 0 or (out is not None and not out.idle):
+            self._guard(self._peer_finished)  # ours comes after the delay, after the queued bytes
+            return True
+        return False  # close our side too, now
+
+    def _peer_finished(self) -> None:
+        """The client's FIN reached the node: close our side (FIN, no close_notify, as
+        asyncio does on EOF), after a slow close's delay and after the queued output."""
+        if self.closing:
+            return  # a close is under way already
+        if self._close_delay > 0:
+            self.close()
+            return
+        self.closing = True
+        self._end_output(self._close_transport)
 
     def pause_writing(self) -> None:
         # The client is not reading: stop reading from it too, as a node does.
@@ -337,7 +357,9 @@ class _Connection(asyncio.Protocol):
                 ))
                 for fault in self.faults:
                     fault.established(self)
-        if plaintext:
+        if self.closing:
+            return  # a fault ended the connection when the handshake completed
+        if plaintext and not self._discarding:  # a fault may discard input from the handshake on
             self._cql_input(plaintext)
         else:
             self._flush_tls()
@@ -466,7 +488,9 @@ class _Connection(asyncio.Protocol):
         if request.delay_by > 0:
             def send_late() -> None:  # under _guard (call_later): an exception is an incident
                 if not self.closing and not self._lost:
-                    self._write(self._respond(event, response, stream))
+                    late = self._respond(event, response, stream)
+                    request.answer_size = len(late)
+                    self._write(late)
                     self._answered(request)
                     if request.close_after_answer:
                         self.close()
@@ -474,6 +498,7 @@ class _Connection(asyncio.Protocol):
             self.call_later(request.delay_by, send_late)
             return b""
         answer = self._respond(event, response, stream)
+        request.answer_size = len(answer)
         self._answered(request)
         if request.close_after_answer:
             self._close_after_turn = True
@@ -646,9 +671,10 @@ class _Connection(asyncio.Protocol):
                 self._wire_write(out)
 
     def _wire_write(self, data: bytes) -> None:
-        """Bytes onto the socket, through the "out" delay line when a fault set one."""
+        """Bytes onto the socket, through the "out" delay line when a fault set one.
+        Dropped once our FIN (or RST) is asked for: a socket sends nothing after it."""
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self._output_ended:
             return
         line = self._wires.get("out")
         if line is None or line.idle:
@@ -669,12 +695,18 @@ class _Connection(asyncio.Protocol):
                     self.transport.write(data)
             else:
                 self._take_input(data)
-        if wake_at is not None and not self._lost:
+        if self._lost:
+            return
+        if wake_at is not None:
             self._wire_timers[direction] = self.call_later(
                 max(0.0, wake_at - self._now()), lambda: self._pump_wire(direction))
-        elif direction == "out" and self._close_pending:
-            self._close_pending = False
-            self._finish_close()
+        elif line.ended and direction == "out":
+            after, self._after_output = self._after_output, []
+            for action in after:  # FIN, half-close or RST, in the order asked
+                action()
+        elif line.ended and not self._peer_fin_seen:
+            self._peer_fin_seen = True
+            self._peer_finished()
 
     @staticmethod
     def _now() -> float:
@@ -714,6 +746,11 @@ class _Connection(asyncio.Protocol):
         return True
 
     def reset(self) -> None:
+        """TCP RST, after what the "out" delay line still holds (the RST travels behind the bytes)."""
+        self.closing = True
+        self._end_output(self._reset_now)
+
+    def _reset_now(self) -> None:
         sock = self.transport.get_extra_info("socket") if self.transport else None
         if sock is not None:
             # SO_LINGER on with a zero timeout: close() sends RST, not FIN.
@@ -739,10 +776,13 @@ class _Connection(asyncio.Protocol):
         return own
 
     def fin(self) -> None:
-        """FIN without close_notify (a truncation)."""
+        """FIN without close_notify (a truncation); after a slow close's delay, if any."""
         if self.closing:
             return
         self.closing = True
+        if self._close_delay > 0:
+            self.call_later(self._close_delay, self._finish_close)
+            return
         self._finish_close()
 
     def send_close_notify(self) -> None:
@@ -764,8 +804,13 @@ class _Connection(asyncio.Protocol):
         return self.tls.take_outgoing()
 
     def shutdown_write(self) -> None:
-        if self.transport is not None and not self.transport.is_closing() and self.transport.can_write_eof():
-            self.transport.write_eof()
+        """Half-close: FIN after what the "out" line holds; reading goes on, answers are dropped."""
+        self._end_output(self._write_eof)
+
+    def _write_eof(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and transport.can_write_eof():
+            transport.write_eof()
 
     def wire(self, direction: str) -> WireLine:
         if direction not in ("in", "out"):
@@ -776,6 +821,8 @@ class _Connection(asyncio.Protocol):
         return line
 
     def set_close_delay(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"a close delay must be >= 0 seconds, got {seconds!r}")
         self._close_delay = seconds
 
     def update_keys(self, request_peer: bool) -> None:
@@ -816,18 +863,24 @@ class _Connection(asyncio.Protocol):
 
     # -- closing -------------------------------------------------------------------------
     def close(self) -> None:
-        """Close cleanly: TLS close_notify, flush, FIN (after a fault's close delay, if any)."""
+        """Close cleanly: TLS close_notify, flush, FIN. With a slow close, the
+        node answers nothing more from now on, and its close_notify and FIN
+        leave only after the delay."""
         if self.closing:
             return
         if not self._closing_told:
             self._closing_told = True
             for fault in self.faults:
                 fault.closing(self)
-        if self._close_delay > 0:
-            delay, self._close_delay = self._close_delay, 0.0
-            self.call_later(delay, self.close)
-            return
+            if self.closing:
+                return  # a closing() hook ended the connection itself
         self.closing = True
+        if self._close_delay > 0:
+            self.call_later(self._close_delay, self._send_close)
+            return
+        self._send_close()
+
+    def _send_close(self) -> None:
         if self.tls is not None and self.tls.handshake_done and not self._tls_shut:
             self._tls_shut = True
             self.tls.close()
@@ -838,12 +891,24 @@ class _Connection(asyncio.Protocol):
 
     def _finish_close(self) -> None:
         """FIN, once the "out" delay line has let everything through."""
-        line = self._wires.get("out")
-        if line is not None and not line.idle and self.transport is not None and not self.transport.is_closing():
-            self._close_pending = True
-            return
+        self._end_output(self._close_transport)
+
+    def _close_transport(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    def _end_output(self, then: Callable[[], None]) -> None:
+        """Nothing more goes on the wire; run `then` (FIN, half-close, RST) once the
+        "out" delay line has let through every byte queued before (at once without one)."""
+        self._output_ended = True
+        line = self._wires.get("out")
+        transport = self.transport
+        if line is None or line.idle or line.ended or transport is None or transport.is_closing():
+            then()
+            return
+        self._after_output.append(then)
+        line.end(self._now())
+        self._pump_wire("out")
 
     def abort(self) -> None:
         self.closing = True

@@ -117,7 +117,7 @@ class Request:
     """
 
     __slots__ = ("opcode", "count", "stream", "statement_id", "_query", "_query_of", "dropped", "response",
-                 "delay_by", "stream_out", "close_after_answer")
+                 "delay_by", "stream_out", "close_after_answer", "answer_size")
 
     def __init__(self, opcode: str, count: int, stream: int,
                  query_of: Optional[Callable[[], str]] = None, statement_id: Optional[bytes] = None) -> None:
@@ -132,6 +132,9 @@ class Request:
         self.delay_by = 0.0
         self.stream_out: Optional[int] = None
         self.close_after_answer = False
+        # The encoded answer's length, set by the node once it has made it (before it is
+        # written): with close_after(), that answer is the tail of the next shape_output.
+        self.answer_size: Optional[int] = None
 
     @property
     def query(self) -> str:
