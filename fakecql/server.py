@@ -797,10 +797,11 @@ class _Connection(asyncio.Protocol):
     def encrypt(self, plaintext: bytes) -> bytes:
         if self.tls is None:
             return plaintext
-        if self._tls_shut:
-            raise RuntimeError(f"connection {self.number} sent its close_notify: nothing more can be encrypted")
         self._flush_tls()  # what is queued goes first
-        self.tls.send(plaintext)
+        if self._tls_shut:
+            self.tls.encrypt_after_close(plaintext)  # the records that follow our close_notify
+        else:
+            self.tls.send(plaintext)
         return self.tls.take_outgoing()
 
     def shutdown_write(self) -> None:

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Tuple
 
 import trustme
 
-from ._openssl import request_key_update
+from ._openssl import request_key_update, write_after_close_notify
 from .protocol.errors import FakeCQLError
 
 __all__ = [
@@ -311,6 +311,12 @@ class TLSEngine:
         """Queue a TLS 1.3 KeyUpdate (asking the peer to update too if
         `request_peer`); KeyUpdateUnavailable when it cannot be sent."""
         request_key_update(self.sslobj, self._incoming, request_peer)
+
+    def encrypt_after_close(self, plaintext: bytes) -> None:
+        """Encrypt `plaintext` after our close_notify, as the records that follow
+        it (only a misbehaving sender does that); WriteAfterCloseUnavailable
+        when it cannot be done."""
+        write_after_close_notify(self.sslobj, self._incoming, plaintext)
 
     def close(self) -> None:
         """Start the TLS shutdown: queue our close_notify."""

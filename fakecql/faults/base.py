@@ -203,7 +203,9 @@ class ConnectionControl(Protocol):
         """Send a TLS close_notify now, and leave the TCP connection open (nothing more can be encrypted)."""
 
     def encrypt(self, plaintext: bytes) -> bytes:
-        """TLS records carrying `plaintext`, not sent (send_raw() sends them); plaintext as is without TLS."""
+        """TLS records carrying `plaintext`, not sent (send_raw() sends them); plaintext as is without TLS.
+        After send_close_notify(), the records that follow the close_notify in sequence (a
+        misbehaving sender: TLS forbids writing after it)."""
 
     def shutdown_write(self) -> None:
         """Half-close: send FIN (after what is queued) and keep reading."""
@@ -275,6 +277,7 @@ class Fault:
         conns = self.connections
         if conns is not None and not callable(conns):
             if isinstance(conns, int) and not isinstance(conns, bool):
+                check_int(name, "connections", conns, 1)
                 object.__setattr__(self, "connections", (conns,))
             elif isinstance(conns, (list, tuple, set, frozenset)):
                 for number in conns:  # checked before sorting: a mixed list would not sort
