@@ -59,6 +59,10 @@ BUGS: Dict[str, Bug] = {b.id: b for b in (
         "Python 3.9: cassandra-driver's asyncio reactor builds asyncio.Queue() in the connecting thread, so "
         "connections opened from the driver's executor threads fail (no current event loop)",
         "since PYTHON-1313 (apache/cassandra-python-driver#1179); scylla-driver keeps loop= below 3.10"),
+    Bug("gevent-close-kills-own-reader",
+        "gevent's close() kills its own read greenlet (kill(block=False)); GreenletExit lands inside "
+        "error_all_requests(), so a query in flight when the node ends the connection hangs until its timeout",
+        "not reported yet"),
     Bug("eventlet-wrap-returns-none",
         "scylla-driver 3.29.10/3.29.11's EventletConnection._wrap_socket_from_context returns None, so every TLS "
         "connect through an ssl_context fails with AttributeError", "not reported yet (gone from 3.29.12)"),
