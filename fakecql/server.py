@@ -171,6 +171,7 @@ class _Connection(asyncio.Protocol):
         self._shaped: Deque[Tuple[float, bytes]] = deque()  # output waiting for its delay
         self._shaping = False  # a timer will send the next shaped piece
         self._shaping_due = False  # the head piece's delay has passed
+        self._close_after_shaped = False  # closing: the shaped output still queued goes out first
         self.requests = 0
         self.withheld = 0  # requests primed with then_no_answer(): never answered
         self.input_held = False
@@ -643,7 +644,7 @@ class _Connection(asyncio.Protocol):
 
     def _send_shaped(self) -> None:
         self._shaping = False
-        while self._shaped and not self.closing:
+        while self._shaped and (not self.closing or self._close_after_shaped):
             delay, piece = self._shaped[0]
             if delay > 0 and not self._shaping_due:
                 self._shaping = self._shaping_due = True
@@ -652,9 +653,12 @@ class _Connection(asyncio.Protocol):
             self._shaped.popleft()
             self._shaping_due = False
             self._send_now(piece)
+        if self._close_after_shaped:
+            self._close_after_shaped = False
+            self._close_now()
 
     def _send_now(self, plaintext: bytes) -> None:
-        if self.transport is None or self.closing:
+        if self.transport is None or (self.closing and not self._close_after_shaped):
             return
         if self.tls is None:
             self._wire_write(plaintext)
@@ -882,6 +886,17 @@ class _Connection(asyncio.Protocol):
         self._send_close()
 
     def _send_close(self) -> None:
+        if self._shaped:
+            # Output a fault shaped was written before the close: it goes out first,
+            # at its pace (as a socket sends what is queued before its FIN).
+            self._close_after_shaped = True
+            if not self._shaping:
+                self._send_shaped()
+            return
+        self._close_now()
+
+    def _close_now(self) -> None:
+        """close_notify, then FIN (after the "out" delay line)."""
         if self.tls is not None and self.tls.handshake_done and not self._tls_shut:
             self._tls_shut = True
             self.tls.close()

@@ -191,24 +191,103 @@ def write_client_files(
     return written
 
 
-def expired_cert(ca: trustme.CA, *identities: str) -> trustme.LeafCert:
+def key_type_of(cert: trustme.LeafCert) -> trustme.KeyType:
+    """The kind of key a certificate holds (RSA or ECDSA), to make others like it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    public_key = x509.load_pem_x509_certificate(cert.cert_chain_pems[0].bytes()).public_key()
+    return trustme.KeyType.RSA if isinstance(public_key, rsa.RSAPublicKey) else trustme.KeyType.ECDSA
+
+
+def identities_of(cert: trustme.LeafCert) -> Tuple[str, ...]:
+    """The host names and addresses a certificate is valid for (its subjectAltName)."""
+    from cryptography import x509
+
+    leaf = x509.load_pem_x509_certificate(cert.cert_chain_pems[0].bytes())
+    try:
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(names.get_values_for_type(x509.DNSName)) + tuple(
+        str(address) for address in names.get_values_for_type(x509.IPAddress))
+
+
+def expired_cert(ca: trustme.CA, *identities: str,
+                 key_type: trustme.KeyType = trustme.KeyType.ECDSA) -> trustme.LeafCert:
     """A leaf whose validity ended yesterday."""
     now = datetime.datetime.now(datetime.timezone.utc)
     return ca.issue_cert(
         *(identities or DEFAULT_IDENTITIES),
         not_before=now - datetime.timedelta(days=30),
         not_after=now - datetime.timedelta(days=1),
+        key_type=key_type,
     )
 
 
-def not_yet_valid_cert(ca: trustme.CA, *identities: str) -> trustme.LeafCert:
+def not_yet_valid_cert(ca: trustme.CA, *identities: str,
+                       key_type: trustme.KeyType = trustme.KeyType.ECDSA) -> trustme.LeafCert:
     """A leaf whose validity starts tomorrow."""
     now = datetime.datetime.now(datetime.timezone.utc)
     return ca.issue_cert(
         *(identities or DEFAULT_IDENTITIES),
         not_before=now + datetime.timedelta(days=1),
         not_after=now + datetime.timedelta(days=30),
+        key_type=key_type,
     )
+
+
+def self_signed_cert(*identities: str, key_type: trustme.KeyType = trustme.KeyType.ECDSA) -> trustme.LeafCert:
+    """A server certificate that is its own issuer (subject = issuer, signed
+    with its own key), naming `identities`: what a node set up without a CA
+    presents. Built with `cryptography`, not as a trustme CA, because a CA's
+    own certificate also says CA:TRUE and names no host, so a client would
+    see those faults too; this one differs from a good leaf only in its
+    issuer (OpenSSL's verify code 18, "self-signed certificate")."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    names = identities or DEFAULT_IDENTITIES
+    key: "ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey"
+    if key_type is trustme.KeyType.RSA:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+    alt_names: List[x509.GeneralName] = []
+    for name in names:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt_names.append(x509.DNSName(name))
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fakecql self-signed"),
+        x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
+    ])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                       critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    # trustme documents no constructor for LeafCert, but TLSConfig needs one to
+    # configure a context with; its __init__ takes exactly these PEMs.
+    return trustme.LeafCert(key_pem, cert.public_bytes(serialization.Encoding.PEM), [])
 
 
 # --------------------------------------------------------------------------
