@@ -91,6 +91,11 @@ NEGOTIABLE_VERSIONS = frozenset({1, 2, 3, 4, 5, 6, 0x41, 0x42})
 ANSWERS_PER_TURN = 256
 ANSWER_BYTES_PER_TURN = 64 * 1024
 
+# A delay line (latency, bandwidth) holding more than this pushes back, as TCP's
+# windows would on a slow path: the node stops reading ("in") or answering ("out")
+# until it holds half as much.
+WIRE_QUEUE_BOUND = 256 * 1024
+
 # A failure message shows this much of an incident's query text.
 QUERY_SHOWN = 500
 
@@ -182,7 +187,8 @@ class _Connection(asyncio.Protocol):
         self._next_turn: Optional[asyncio.Handle] = None
         self._offloaded: Optional["asyncio.Future[Tuple[ConnectionEvent, Optional[Response]]]"] = None
         self._lost = False  # connection_lost() has run
-        self._write_paused = False  # the client is not reading: the transport is over its high-water mark
+        self._transport_full = False  # the client is not reading: the transport is over its high-water mark
+        self._wire_full = {"in": False, "out": False}  # a delay line over WIRE_QUEUE_BOUND
         self._paused_by_fault = False
         self._close_after_turn = False  # a fault asked to close once this turn's answers are sent
         self._handshake_started = False  # TLS bytes came in before the handshake completed
@@ -229,12 +235,18 @@ class _Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # The client is not reading: stop reading from it too, as a node does.
-        self._write_paused = True
+        self._transport_full = True
         self._guard(self._update_reading)
 
     def resume_writing(self) -> None:
-        self._write_paused = False
-        self._guard(self._resume_answering)
+        self._transport_full = False
+        if not self._write_paused:
+            self._guard(self._resume_answering)
+
+    @property
+    def _write_paused(self) -> bool:
+        """Answer nothing now: the client does not read, or the "out" delay line is full."""
+        return self._transport_full or self._wire_full["out"]
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         for timer in self.timers:
@@ -310,8 +322,8 @@ class _Connection(asyncio.Protocol):
         )
 
     def _received(self, data: bytes) -> None:
-        if self.closing or self._discarding:
-            return
+        if self.closing:
+            return  # (discarded input still travels the delay line: the path is before the node)
         line = self._wires.get("in")
         if line is not None and not line.idle:
             line.push(self._now(), data)
@@ -441,7 +453,8 @@ class _Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closing or transport.is_closing():
             return
-        stop = (self._paused_by_fault or self._write_paused or bool(self.backlog) or self._offloaded is not None
+        stop = (self._paused_by_fault or self._write_paused or self._wire_full["in"] or bool(self.backlog)
+                or self._offloaded is not None
                 or self.server.paused)
         if stop and transport.is_reading():
             transport.pause_reading()
@@ -701,6 +714,7 @@ class _Connection(asyncio.Protocol):
                 self._take_input(data)
         if self._lost:
             return
+        self._push_back(direction, line)
         if wake_at is not None:
             self._wire_timers[direction] = self.call_later(
                 max(0.0, wake_at - self._now()), lambda: self._pump_wire(direction))
@@ -711,6 +725,18 @@ class _Connection(asyncio.Protocol):
         elif line.ended and not self._peer_fin_seen:
             self._peer_fin_seen = True
             self._peer_finished()
+
+    def _push_back(self, direction: str, line: WireLine) -> None:
+        """A full delay line stops the reading ("in") or the answering ("out") that fills it."""
+        queued = line.queued
+        full = self._wire_full[direction]
+        if not full and queued > WIRE_QUEUE_BOUND:
+            self._wire_full[direction] = True
+            self._update_reading()
+        elif full and queued <= WIRE_QUEUE_BOUND // 2:
+            self._wire_full[direction] = False
+            if direction == "in" or not self._write_paused:
+                self._resume_answering()
 
     @staticmethod
     def _now() -> float:

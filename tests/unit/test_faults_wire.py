@@ -420,6 +420,22 @@ def test_bandwidth_in_paces_a_large_request(cql_plain_server):
     assert expected * 0.9 <= elapsed <= expected + LATE, (elapsed, expected)
 
 
+def test_a_full_delay_line_pushes_back_on_the_client(cql_plain_server):
+    # A thin pipe holds the sender back (TCP's windows): the node stops reading
+    # while its "in" line is full, so the client's sends block. (Without the cap,
+    # test_half_close_read_... shows the node taking 32 MB at once.)
+    cql_plain_server.faults.bandwidth(100_000, direction="in")
+    cql_plain_server.faults.half_close("read")  # what gets through is thrown away
+    chunk = b"\x00" * 65536
+    sent = 0
+    with RawClient(cql_plain_server.address) as client:
+        client.sock.settimeout(3)
+        with pytest.raises(socket.timeout):
+            while sent < 64 * 1024 * 1024:
+                sent += client.sock.send(chunk)
+    assert sent < 32 * 1024 * 1024  # the kernel's buffers, and 3 s at 100 KB/s
+
+
 def test_without_bandwidth_the_large_answer_is_quick(cql_plain_server):
     # The negative control for the two above: the same answer, no cap.
     _big_rows(cql_plain_server)
