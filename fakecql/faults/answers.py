@@ -361,7 +361,7 @@ class CloseAfterRequests(Fault):
         if counted == self.count:
             request.close_after()
             ctl.log(self, f"closing after the answer to request {request.count} ({request.opcode}), "
-                          f"the {counted} it counted")
+                          f"the last of the {self.count} it lets through")
 
 
 class _Counter:
@@ -379,6 +379,9 @@ class _Counter:
 
     def __repr__(self) -> str:
         return f"<counted {self._value}>"
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_Counter, ())  # a copy (pickled for another process) counts afresh
 
 
 @dataclass(frozen=True)
