@@ -195,7 +195,7 @@ def tls_settings(scenario: Scenario, files: CertFiles, connection_class: type) -
                              "(upstream skips this test for it too)")
         return {"ssl_context": ssl.create_default_context(cafile=files.ca)}
     if spec.tls_path == "context":
-        if pyopenssl and spec.client_routes and spec.check_hostname:
+        if pyopenssl and spec.check_hostname:
             raise ValueError("a pyOpenSSL context has no check_hostname, which is what this scenario sets")
         settings: Dict[str, Any] = {
             "ssl_context": _pyopenssl_context(spec, files) if pyopenssl else _stdlib_context(spec, files)}
@@ -307,7 +307,7 @@ def run_client(
         # cell's own budget check still sees a session that never came back.
         give_up = started + scenario.budget - 0.5
         for number in range(spec.queries):
-            if number and spec.spacing:
+            if spec.spacing and (number or result.aimed):  # the aimed queries are spaced from the rest too
                 time.sleep(spec.spacing)
             while True:
                 try:

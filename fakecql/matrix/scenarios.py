@@ -345,13 +345,15 @@ _FAULT_SCENARIOS: Tuple[Scenario, ...] = (
              node=NodeSpec(query_faults=(aimed("answer_on_wrong_stream"),)),
              client=ClientSpec(aimed=1, expect_error="OperationTimedOut", request_timeout=QUERY_TIMEOUT)),
     # Counted on the aimed query alone: a count over every request would
-    # close each new connection after its OPTIONS and STARTUP.
+    # close each new connection after its OPTIONS and STARTUP. The queries
+    # after the aimed ones are spaced, so the close finds no query in flight
+    # (a cut under a query in flight is what the other faults try).
     # The budget leaves room for the reconnection policy's first attempts (1 s, then 2 s, ...).
     Scenario("fault_close_after_requests", "recovers", CONNECTS + 8.0,
              "the node closes a connection (close_notify, FIN) right after answering the aimed query twice: "
              "both are answered, and the session reconnects and answers every query after them",
              node=NodeSpec(query_faults=(aimed("close_after_requests", count=2),)),
-             client=ClientSpec(aimed=2, queries=5, recover=True)),
+             client=ClientSpec(aimed=2, queries=5, spacing=0.3, recover=True)),
     Scenario("fault_refuse_connections_after", "fails_fast", CONNECT_TIMEOUT + 2.0,
              "the node accepts 1 connection and resets every later one: the control connection gets in, the "
              "pool's is reset, and the connect fails with the reset, not a timeout",
