@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fakecql import FaultApplied, HandshakeFailed, TLSConfig, client_context
 from fakecql.faults import (
     VERBS,
+    CloseNotifyKeepReading,
     CoalesceRecords,
     DataAfterCloseNotify,
     ExpiredCertificate,
@@ -33,7 +34,6 @@ from fakecql.faults import (
     WrongHostCertificate,
     tls,
 )
-from fakecql.faults.tls import CloseNotifyKeepReading
 from fakecql.protocol.frames import FrameReader
 from fakecql.protocol.messages import Options, Query, Ready, RowsResult, Supported, decode_message
 
@@ -186,6 +186,9 @@ def test_fault_certificates_match_the_node_and_are_made_once(key_type, cql_serve
     wrong = seen["wrong_host_certificate"].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert wrong.get_values_for_type(x509.DNSName) == ["wrong.invalid"]
     assert _peer_certificate(server) == own  # all off: the node's own certificate again
+    again = server.faults.add(ExpiredCertificate(connections=lambda info: True))  # another fault object
+    assert _peer_certificate(server) == seen["expired_certificate"]  # made once per node CA
+    server.faults.remove(again)
 
 
 def test_a_certificate_fault_can_be_aimed_at_some_connections(cql_server, cql_ca):
