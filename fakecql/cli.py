@@ -20,7 +20,9 @@
 # certificates of a TLS node are written to --certs-dir, or to a temporary
 # directory removed when the node stops. Sizes are bytes, or a number with
 # Cassandra's binary units (KiB, MiB, GiB); a decimal unit (MB) is refused
-# rather than guessed.
+# rather than guessed. `--fault NAME[:key=value,...]` (repeatable) starts
+# the node with those faults (faults/registry.py parses them; one line per
+# fault after the listening line); `--fault list` prints them all and exits.
 from __future__ import annotations
 
 import argparse
@@ -43,6 +45,8 @@ import trustme
 
 from . import __version__
 from .activity import ActivityCounters, ActivityLog, Entry, Incident, ServerException
+from .faults import Fault
+from .faults.registry import FaultSpecError, describe, fault_spec, parse_fault
 from .limits import Limits
 from .matrix.command import MatrixUsageError
 from .matrix.command import add_parser as add_matrix_parser
@@ -258,6 +262,9 @@ def build_parser(prog: str = "fakecql") -> argparse.ArgumentParser:
                             "(Scylla flavour; for scylla-driver's ClientRoutesConfig)")
     serve.add_argument("--nlb-host", type=_host, default=None, metavar="ADDRESS",
                        help="the NLB's address (default 127.0.0.100)")
+    serve.add_argument("--fault", action="append", default=[], metavar="NAME[:key=value,...]",
+                       help="start the node with this fault (repeatable), e.g. key-update:on-request=0,every=4; "
+                            "'--fault list' prints every fault with its arguments and exits")
     serve.add_argument("-v", "--verbose", action="store_true",
                        help="print the traceback of each exception inside the node, not only its line")
     serve.set_defaults(parser=serve)
@@ -322,7 +329,19 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(reactor=args.reactor)
 
 
+def _faults(specs: List[str]) -> List[Fault]:
+    """The faults --fault asks for (a _UsageError naming the first that does not parse)."""
+    try:
+        return [parse_fault(spec) for spec in specs]
+    except FaultSpecError as exc:
+        raise _UsageError(f"--fault {exc}") from None
+
+
 def _serve(args: argparse.Namespace) -> int:
+    if "list" in args.fault:
+        print(describe(), flush=True)
+        return 0
+    faults = _faults(args.fault)
     use_tls = args.tls or args.mtls
     if not use_tls:
         for flag, value in (("--certs-dir", args.certs_dir), ("--tls-min", args.tls_min), ("--tls-max", args.tls_max)):
@@ -383,11 +402,11 @@ def _serve(args: argparse.Namespace) -> int:
                 raise OSError(exc.errno, f"--certs-dir {certs_dir}: cannot write the certificates there: "
                                          f"{_os_error_text(exc)}") from None
         if args.nodes is not None:
-            return _serve_cluster(args, tls, files, limits, stop)
+            return _serve_cluster(args, tls, files, limits, stop, faults)
         activity = ActivityLog(max_entries=limits.log_entries, max_text_bytes=limits.log_text_bytes)
         server = CQLServer(tls=tls, host=args.host, port=args.port, protocol_versions=args.protocol_versions,
                            auth=args.auth, record_frames=not args.no_frame_log, limits=limits, activity=activity,
-                           shards=args.shards, shard_aware_port=args.shard_aware_port or 0)
+                           shards=args.shards, shard_aware_port=args.shard_aware_port or 0, faults=faults)
         if stop.is_set():
             return 0
         printer = incident_printer(verbose=args.verbose)
@@ -406,6 +425,8 @@ def _serve(args: argparse.Namespace) -> int:
                 if server.shard_aware_port is not None:
                     print(f"shard-aware port {_hostport(server.host, server.shard_aware_port)} "
                           f"({args.shards} shards; a connection's shard is its source port % {args.shards})", flush=True)
+                for fault in faults:
+                    print(f"fault: {fault_spec(fault)}", flush=True)
                 print(_snippets(server, files, args.auth), flush=True)
                 while not stop.wait(0.5):
                     pass
@@ -441,7 +462,7 @@ def _check_cluster_flags(args: argparse.Namespace) -> None:
 
 
 def _serve_cluster(args: argparse.Namespace, tls: Optional[TLSConfig], files: Dict[str, Path], limits: Limits,
-                   stop: threading.Event) -> int:
+                   stop: threading.Event, faults: Sequence[Fault] = ()) -> int:
     """serve --nodes: a CQLCluster (with --nlb a Scylla one, and PrivateLink's NLB and client
     routes in front of it); one line per node, the NLB's lines or the snippets, then serve until stopped."""
     from .cluster import CQLCluster, PrivateLink
@@ -454,6 +475,9 @@ def _serve_cluster(args: argparse.Namespace, tls: Optional[TLSConfig], files: Di
         record_frames=not args.no_frame_log, limits=limits,
         **({"shards": args.shards, "shard_aware_port": args.shard_aware_port or 0} if args.shards else {}),
     )
+    for n in cluster.nodes:
+        for fault in faults:
+            n.server.faults.add(fault)
     if stop.is_set():
         return 0
     printers = [(n.server.activity, incident_printer(verbose=args.verbose, prefix=f"node {n.index}: "))
@@ -471,6 +495,8 @@ def _serve_cluster(args: argparse.Namespace, tls: Optional[TLSConfig], files: Di
             if cluster.shard_aware_port is not None:
                 print(f"shard-aware port {cluster.shard_aware_port} on every node ({args.shards} shards; "
                       f"a connection's shard is its source port % {args.shards})", flush=True)
+            for fault in faults:
+                print(f"fault on every node: {fault_spec(fault)}", flush=True)
             if args.nlb:
                 link = PrivateLink(cluster, host=args.nlb_host or DEFAULT_HOST).start()
             try:

@@ -170,7 +170,8 @@ class ResetAtByte(Fault):
     only their first `offset` bytes, a record cut mid-way (the client decrypts
     nothing of it). Without TLS both are the same. An offset past the end of
     the answer sends it whole, then the RST. An answer primed with then_delay()
-    is not cut: the connection closes cleanly instead."""
+    is not cut: the connection closes cleanly instead; so does an answer an
+    output-shaping fault added before it (dribble, ...) took first."""
 
     offset: int = 4
     layer: str = "cql"
@@ -372,9 +373,10 @@ class SlowClose(Fault):
     def accepted(self, ctl: ConnectionControl) -> None:
         if self.hits_connection(ctl):
             ctl.set_close_delay(self.delay)
+            ctl.state(self)["slow"] = True
 
     def closing(self, ctl: ConnectionControl) -> None:
-        if self.hits_connection(ctl):
+        if ctl.state(self).get("slow"):  # not on connections accepted before it was added
             ctl.log(self, f"closing: the node's FIN comes in {self.delay:g} s")
 
 

@@ -32,7 +32,16 @@ from fakecql.faults import (
 )
 from fakecql.faults import wire
 from fakecql.protocol.frames import FrameReader
-from fakecql.protocol.messages import Message, Options, Query, Ready, RowsResult, Supported, decode_message
+from fakecql.protocol.messages import (
+    Message,
+    Options,
+    Query,
+    Ready,
+    RowsResult,
+    Startup,
+    Supported,
+    decode_message,
+)
 
 from ..rawcql import RawClient, request_frame
 from ..waiting import eventually, wait_until
@@ -56,6 +65,7 @@ class BioClient:
         self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=address[0])
         self.frames = FrameReader(versions=(4,), expect_response=True)
         self.peer_closed = False  # close_notify read
+        self.handshake_bytes = 0  # ciphertext read until the handshake completed
         while True:
             try:
                 self.tls.do_handshake()
@@ -65,6 +75,7 @@ class BioClient:
                 data = self.sock.recv(65536)
                 if not data:
                     raise EOFError("the node closed the connection during the handshake")
+                self.handshake_bytes += len(data)
                 self.incoming.write(data)
         self._flush()
 
@@ -107,8 +118,6 @@ class BioClient:
 
     def start(self) -> Message:
         self.request(Options())
-        from fakecql.protocol.messages import Startup
-
         return self.request(Startup(options={"CQL_VERSION": "3.0.0"}))
 
     def close(self) -> None:
@@ -202,6 +211,20 @@ def test_reset_at_byte_aimed_at_a_request_number(cql_plain_server):
         got, error = read_until_end(client.sock)
     assert len(got) == 20 and got[:2] == b"\x84\x00" and got[4] == 0x06  # a SUPPORTED header, and 11 body bytes
     assert isinstance(error, ConnectionResetError)
+
+
+def test_reset_at_byte_counts_the_segment_on_v5(cql_plain_server):
+    cql_plain_server.faults.reset_at_byte(8)
+    with RawClient(cql_plain_server.address) as client:
+        client.request(Options(), version=5)
+        assert isinstance(client.request(Startup(options={"CQL_VERSION": "3.0.0"}), version=5), Ready)
+        client.segments = True  # v5 after READY: the answer is a segment carrying the frame
+        client.send(Query(query=LOCAL), version=5, stream=3)
+        got, error = read_until_end(client.sock)
+    assert len(got) == 8 and isinstance(error, ConnectionResetError)
+    header = int.from_bytes(got[:3], "little")
+    assert header & 0x1FFFF > 9 and header >> 17 & 1  # an uncompressed, self-contained segment's header
+    assert got[6:8] == b"\x85\x00"  # then the frame's first two bytes: a v5 response
 
 
 def test_reset_at_byte_over_tls_counts_plaintext_in_a_record_of_its_own(cql_server_factory, cql_ca):
@@ -418,6 +441,20 @@ def test_bandwidth_in_paces_a_large_request(cql_plain_server):
     cql_plain_server.activity.take_incidents()
     expected = len(query) / rate
     assert expected * 0.9 <= elapsed <= expected + LATE, (elapsed, expected)
+
+
+def test_bandwidth_paces_the_tls_handshake(cql_server_factory, cql_ca):
+    server = cql_server_factory(tls_options={"min_version": "1.3"})
+    rate = 10_000  # slices of 100 bytes, one every 0.01 s
+    server.faults.bandwidth(rate, direction="out")
+    started = time.monotonic()
+    client = BioClient(server.address, client_context(cql_ca))
+    elapsed = time.monotonic() - started
+    client.close()
+    # The server's flight (certificate and all) came at the rate; the first slice leaves at once.
+    expected = (client.handshake_bytes - rate / 100) / rate
+    assert client.handshake_bytes > 500  # ServerHello, certificate, Finished: several slices
+    assert expected * 0.9 <= elapsed <= expected + LATE, (elapsed, expected, client.handshake_bytes)
 
 
 def test_a_full_delay_line_pushes_back_on_the_client(cql_plain_server):
