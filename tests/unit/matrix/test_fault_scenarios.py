@@ -113,3 +113,40 @@ def test_what_the_aimed_queries_did_in_a_few_words():
         "OverloadedErrorMessage 0.05s; then 3 queries (2 retries)"
     assert aimed_did(_result(_aimed(seconds=1.0))) == "answered 1.00s; then 5 queries"
     assert aimed_did(_result()) == ""
+
+
+def test_half_close_read_wants_the_first_aimed_query_answered_and_the_next_timed_out():
+    half = scenario("fault_half_close_read")
+    timeout = _aimed("OperationTimedOut: x", ["OperationTimedOut: x"], 1.0, True)
+    assert judge(half, _result(_aimed(), timeout, queries_done=0), "node", 3.0) == ("pass", "")
+    outcome, cause = judge(half, _result(timeout, timeout, queries_done=0), "node", 3.0)
+    assert outcome == "fail" and cause.startswith("aimed query 1 of 2 failed after 1.00 s, although the fault answers it")
+    assert judge(half, _result(_aimed(), _aimed(), queries_done=0), "node", 3.0)[1].startswith(
+        "aimed query 2 of 2 was answered")
+
+
+@pytest.mark.parametrize("driver, version, reactor, name, bug", [
+    ("cassandra-driver", "3.30.1", "gevent", "fault_truncate", "gevent-close-kills-own-reader"),
+    ("scylla-driver", "3.29.10", "gevent", "fault_answer_error_protocol_error", "gevent-close-kills-own-reader"),
+    ("cassandra-driver", "3.30.1", "eventlet", "fault_close_notify_keep_reading",
+     "eventlet-pyopenssl-errors-kill-reader"),
+    ("scylla-driver", "3.29.12", "libev", "fault_reset_at_byte_body", "libev-eof-with-partial-frame"),
+    ("scylla-driver", "3.29.12", "libev", "fault_split_records_v5", "v5-split-segment-header"),
+])
+def test_the_fault_cells_a_driver_bug_breaks_are_expected_to_fail_with_it(driver, version, reactor, name, bug):
+    from fakecql.matrix.expectations import expected_outcome
+
+    outcome, row = expected_outcome(driver, version, reactor, name)
+    assert outcome == "xfail" and row is not None and row.bug == bug
+
+
+def test_the_fault_cells_no_bug_breaks_are_expected_to_pass():
+    from fakecql.matrix.expectations import expected_outcome
+
+    for name in ("fault_reset_at_byte_header", "fault_truncate", "fault_answer_error_overloaded",
+                 "fault_never_answer", "fault_split_records_v5", "fault_expired_certificate"):
+        assert expected_outcome("scylla-driver", "3.29.12", "asyncio", name)[0] == "pass", name
+    # The refusals a client meets inside the blocking handshake come before the asyncio bug.
+    assert expected_outcome("cassandra-driver", "3.30.1", "asyncio", "fault_expired_certificate")[0] == "pass"
+    assert expected_outcome("cassandra-driver", "3.30.1", "eventlet", "fault_wrong_host_certificate")[0] == \
+        "unavailable"
