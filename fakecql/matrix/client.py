@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ..reactors import uses_pyopenssl
 from .causes import describe
-from .scenarios import CONNECT_TIMEOUT, ROUTES_CONNECTION_ID, ClientSpec, Scenario
+from .scenarios import AIMED_QUERY, CONNECT_TIMEOUT, ROUTES_CONNECTION_ID, ClientSpec, Scenario
 
 __all__ = ["ClientResult", "CertFiles", "run_client", "error_chain"]
 
@@ -71,6 +71,10 @@ class ClientResult:
     driver_refused: bool = False  # Cluster() itself raised ValueError: the driver refused the configuration
     seconds: float = 0.0
     unavailable: str = ""  # why this reactor cannot play this scenario here
+    # One entry per run of AIMED_QUERY: seconds it took, and what it raised
+    # ("" and [] when it was answered), with its timeout flag.
+    aimed: List[Dict[str, Any]] = field(default_factory=list)
+    retries: int = 0  # queries after the aimed ones that failed and were retried (ClientSpec.recover)
 
     def to_json(self) -> Dict[str, Any]:
         return dict(self.__dict__)
@@ -124,6 +128,8 @@ def _stdlib_context(spec: ClientSpec, files: CertFiles) -> ssl.SSLContext:
         context.load_cert_chain(files.other_client_cert, files.other_client_key)
     if spec.tls_max == "1.2":
         context.maximum_version = ssl.TLSVersion.TLSv1_2
+    if spec.tls_min == "1.3":
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
     return context
 
 
@@ -149,6 +155,8 @@ def _pyopenssl_context(spec: ClientSpec, files: CertFiles) -> Any:
         context.use_privatekey_file(files.other_client_key)
     if spec.tls_max == "1.2":
         context.set_max_proto_version(SSL.TLS1_2_VERSION)
+    if spec.tls_min == "1.3":
+        context.set_min_proto_version(SSL.TLS1_3_VERSION)
     return context
 
 
@@ -187,7 +195,7 @@ def tls_settings(scenario: Scenario, files: CertFiles, connection_class: type) -
                              "(upstream skips this test for it too)")
         return {"ssl_context": ssl.create_default_context(cafile=files.ca)}
     if spec.tls_path == "context":
-        if pyopenssl and spec.client_routes and spec.check_hostname:
+        if pyopenssl and spec.check_hostname:
             raise ValueError("a pyOpenSSL context has no check_hostname, which is what this scenario sets")
         settings: Dict[str, Any] = {
             "ssl_context": _pyopenssl_context(spec, files) if pyopenssl else _stdlib_context(spec, files)}
@@ -215,6 +223,18 @@ def _check_routed(cluster: Any, host: str, port: int, nodes: int) -> None:
 
 # -- running ------------------------------------------------------------------------------
 
+def _run_aimed(session: Any) -> Dict[str, Any]:
+    """Run AIMED_QUERY once: how long it took and what it raised (the scenario judges it)."""
+    began = time.monotonic()
+    try:
+        session.execute(AIMED_QUERY)
+    except Exception as exc:
+        chain = error_chain(exc)
+        return {"seconds": round(time.monotonic() - began, 3), "error": describe(exc),
+                "chain": [describe(e) for e in chain], "timed_out": any(_is_timeout(e) for e in chain)}
+    return {"seconds": round(time.monotonic() - began, 3), "error": "", "chain": [], "timed_out": False}
+
+
 def run_client(
     scenario: Scenario, connection_class: type, host: str, port: int, files: CertFiles,
     on_connected: Optional[Callable[[], None]] = None,
@@ -240,7 +260,7 @@ def run_client(
     except ValueError as exc:
         result.unavailable = str(exc)
         return result
-    request_timeout = max(scenario.budget - CONNECT_TIMEOUT, 1.0)
+    request_timeout = spec.request_timeout or max(scenario.budget - CONNECT_TIMEOUT, 1.0)
     options: Dict[str, Any] = dict(
         contact_points=[spec.contact], port=port, connection_class=connection_class,
         connect_timeout=CONNECT_TIMEOUT, control_connection_timeout=CONNECT_TIMEOUT,
@@ -280,16 +300,29 @@ def run_client(
         if spec.large_write:
             insert = session.prepare("INSERT INTO ks.blobs (id, data) VALUES (?, ?)")
         value = os.urandom(spec.large_write)  # incompressible: LZ4 is negotiated, and zeros would shrink to nothing
+        for _ in range(spec.aimed):
+            result.aimed.append(_run_aimed(session))
         query_started = time.monotonic()
+        # A query that fails is retried (ClientSpec.recover) until this, so the
+        # cell's own budget check still sees a session that never came back.
+        give_up = started + scenario.budget - 0.5
         for number in range(spec.queries):
-            if number and spec.spacing:
+            if spec.spacing and (number or result.aimed):  # the aimed queries are spaced from the rest too
                 time.sleep(spec.spacing)
-            if insert is not None:
-                session.execute(insert, (uuid.uuid4(), value))
-            else:
-                row = session.execute(QUERY).one()
-                if row is None or not row.release_version:
-                    raise AssertionError(f"{QUERY} returned {row!r}")
+            while True:
+                try:
+                    if insert is not None:
+                        session.execute(insert, (uuid.uuid4(), value))
+                    else:
+                        row = session.execute(QUERY).one()
+                        if row is None or not row.release_version:
+                            raise AssertionError(f"{QUERY} returned {row!r}")
+                    break
+                except Exception:
+                    if not spec.recover or time.monotonic() >= give_up:
+                        raise
+                    result.retries += 1
+                    time.sleep(0.2)
             result.queries_done += 1
         result.query_seconds = time.monotonic() - query_started
         if spec.queries and not spec.spacing and result.query_seconds > 0:

@@ -38,6 +38,7 @@ class Cell:
     rate: Optional[float] = None  # queries/s, for scenarios that run queries
     bug: str = ""  # the known bug an xfail expectation names (docs/upstream-bugs.md anchor)
     baseline: str = ""  # the scenario whose rate this one's is compared with
+    did: str = ""  # what the aimed queries of a query-phase scenario did, in a few words
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

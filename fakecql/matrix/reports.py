@@ -454,6 +454,17 @@ def to_markdown(run: MatrixRun) -> str:
                 row.append(text)
             out.append("| " + " | ".join(row) + " |")
         out.append("")
+        did = [s for s in table.scenarios if any(getattr(table.cell(r, s), "did", "") for r in table.reactors)]
+        if did:  # the query phase: what each reactor's aimed queries did
+            out.append("What the aimed queries did (the scenario's fault hit them alone), then the queries after them:")
+            out.append("")
+            out.append("| scenario | " + " | ".join(_md(r) for r in table.reactors) + " |")
+            out.append("|---|" + "---|" * len(table.reactors))
+            for scenario in did:
+                cells = [table.cell(r, scenario) for r in table.reactors]
+                out.append("| " + " | ".join([_md(scenario)] + [_md(c.did) if c is not None and c.did else "-"
+                                                                 for c in cells]) + " |")
+            out.append("")
         for note in table.notes:
             where = "; ".join(f"{_md(r)}: {_md(s)}" for r, s in _where(table, note))
             out.append(f"{note.number}. **{note.outcome.upper()}** {_md(note.short)} ({where})")

@@ -175,12 +175,12 @@ def run_cell(job: CellJob, certs: Certificates, servers: Servers) -> Cell:
                                      job.env.info.python)
     bug = row.bug if row is not None and row.outcome == "xfail" else ""
 
-    def cell(outcome: str, seconds: float, cause: str = "", rate: Optional[float] = None) -> Cell:
+    def cell(outcome: str, seconds: float, cause: str = "", rate: Optional[float] = None, did: str = "") -> Cell:
         if outcome == "fail" and expected == "xfail":
             outcome = "xfail"
         return Cell(driver=label, reactor=job.reactor, scenario=scenario.name, outcome=outcome,
                     expected=expected, seconds=round(seconds, 3), budget=scenario.budget, cause=cause,
-                    rate=None if rate is None else round(rate, 1), bug=bug, baseline=scenario.baseline)
+                    rate=None if rate is None else round(rate, 1), bug=bug, baseline=scenario.baseline, did=did)
 
     try:
         server = servers.borrow(job.env, job.reactor)
@@ -225,7 +225,27 @@ def run_cell(job: CellJob, certs: Certificates, servers: Servers) -> Cell:
         outcome, cause = "fail", f"Cluster.shutdown() did not return within {SHUTDOWN_ALLOWANCE:.0f} s; {node_line}"
     if outcome == "fail" and expected == "xfail" and bug:
         cause = cause or BUGS[bug].title
-    return cell(outcome, seconds, cause, result.get("rate"))
+    return cell(outcome, seconds, cause, result.get("rate"), aimed_did(result))
+
+
+def aimed_did(result: Dict[str, Any]) -> str:
+    """What the aimed queries did, in a few words: "OverloadedErrorMessage 0.05s; then 3 queries (1 retry)"."""
+    aimed = result.get("aimed") or []
+    if not aimed:
+        return ""
+    parts = []
+    for run in aimed:
+        chain = [str(e).split(":", 1)[0] for e in run.get("chain") or []]
+        named = [n for n in chain if n not in ("NoHostAvailable",)]
+        what = (named[-1] if named else chain[0] if chain else "error") if run.get("error") else "answered"
+        if named and named[0] != named[-1]:
+            what = f"{named[0]}({named[-1]})"
+        parts.append(f"{what} {float(run.get('seconds') or 0.0):.2f}s")
+    text = ", ".join(parts)
+    if result.get("connected"):
+        retries = int(result.get("retries") or 0)
+        text += f"; then {result.get('queries_done', 0)} queries" + (f" ({retries} retries)" if retries else "")
+    return text
 
 
 def _interleaved(work: Sequence[CellJob]) -> List[int]:

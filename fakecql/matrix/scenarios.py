@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 __all__ = [
+    "AIMED_QUERY",
+    "AIMED_TEXT",
     "CONNECT_TIMEOUT",
     "PROMISES",
     "ROUTES_CONNECTION_ID",
@@ -50,7 +52,24 @@ PROMISES = {
     "fails_fast": "fails within its budget with the connection's own error, not a timeout",
     "fails_within_budget": "fails within its budget with a named cause",
     "refused_by_driver": "is refused by the driver's Cluster() (ValueError) before it connects",
+    # The query-phase promises: the node's faults aim at the aimed query
+    # (AIMED_QUERY, which no driver sends of its own), never at the driver's
+    # internal requests; the queries after it show the session still works.
+    "query_error": "connects; every aimed query (but the first N, answered, where the scenario says so) raises "
+                   "the driver's error the scenario names, within its request timeout, and the session answers "
+                   "every query after it",
+    "answered_late": "connects; every aimed query is answered, no sooner than the node's delay, and the session "
+                     "answers every query after it",
+    "query_fails_fast": "connects; every aimed query fails with the connection's own error, not a timeout, and "
+                        "the session answers queries again within its budget",
+    "recovers": "connects; every aimed query is answered, and the session answers every query after them "
+                "within its budget, reconnecting when the node closed its connection",
 }
+# The query the scenarios' query-phase faults aim at (query=AIMED_TEXT): no
+# driver sends it on its own, so a fault aimed at it spares the control
+# connection's and the pools' internal requests.
+AIMED_QUERY = "SELECT cql_version FROM system.local"
+AIMED_TEXT = "select cql_version from system.local"
 # The connection id of the client routes a node with NodeSpec(nlb=True) serves.
 ROUTES_CONNECTION_ID = "fakecql-matrix-nlb"
 
@@ -126,8 +145,25 @@ class ClientSpec:
     # connect(wait_for_all_pools=True), and every host's endpoint must resolve
     # to the contact's address with a port of its own.
     client_routes: bool = False
+    tls_min: str = ""  # raise the client's lowest TLS version ("1.3"), "" for the default
+    # The query phase against the node's query_faults: `aimed` runs of
+    # AIMED_QUERY first, each expected to raise `expect_error` (the class name
+    # of the driver's exception, found anywhere in what it raised), or to be
+    # answered (no sooner than `min_answer` seconds) when expect_error is "";
+    # then the `queries`.
+    aimed: int = 0
+    answered_first: int = 0  # query_error: the first N aimed queries are answered, the rest raise expect_error
+    expect_error: str = ""
+    min_answer: float = 0.0
+    request_timeout: float = 0.0  # the session's request timeout; 0: the scenario's budget minus CONNECT_TIMEOUT
+    recover: bool = False  # a query after the aimed ones that fails is retried until the budget nears its end
 
     def __post_init__(self) -> None:
+        if self.tls_min not in ("", "1.2", "1.3") or self.tls_max not in ("", "1.2", "1.3"):
+            raise ValueError(f"ClientSpec tls_min and tls_max must be '', '1.2' or '1.3', "
+                             f"got {self.tls_min!r} and {self.tls_max!r}")
+        if self.aimed < 0 or self.min_answer < 0 or self.request_timeout < 0:
+            raise ValueError("ClientSpec aimed, min_answer and request_timeout must be >= 0")
         if self.tls_path not in ("options", "context", "default_context", "none"):
             raise ValueError(f"ClientSpec tls_path must be options, context, default_context or none, "
                              f"got {self.tls_path!r}")
@@ -152,6 +188,10 @@ class Scenario:
     def __post_init__(self) -> None:
         if self.promise not in PROMISES:
             raise ValueError(f"scenario {self.name}: promise must be one of {sorted(PROMISES)}, got {self.promise!r}")
+        if self.promise in ("query_error", "answered_late", "query_fails_fast") and not self.client.aimed:
+            raise ValueError(f"scenario {self.name}: promise {self.promise} needs ClientSpec(aimed=N), N >= 1")
+        if self.promise == "query_error" and not self.client.expect_error:
+            raise ValueError(f"scenario {self.name}: promise query_error needs ClientSpec(expect_error=...)")
         if self.budget <= 0:
             raise ValueError(f"scenario {self.name}: budget must be positive, got {self.budget!r}")
 
@@ -179,6 +219,146 @@ _MTLS = NodeSpec(mtls=True)
 # reach the client as reads of their own however busy the machine is.
 _DRIBBLED = NodeSpec(faults=(fault("dribble", seed=1, max_piece=7, max_delay=0.0),),
                      query_faults=(fault("dribble", seed=2, max_piece=7, max_delay=0.0005),))
+
+
+def aimed(verb: str, **kwargs: Any) -> Fault:
+    """A fault for the query phase, aimed at AIMED_QUERY only."""
+    return fault(verb, query=AIMED_TEXT, **kwargs)
+
+
+def _both(*faults: Fault) -> NodeSpec:
+    """The faults from the start (the driver connects through them) and again for the queries."""
+    return NodeSpec(faults=faults, query_faults=faults)
+
+
+QUERY_TIMEOUT = 1.0  # the request timeout of a cell whose aimed query is never answered
+_CERTIFICATES = (
+    ("expired_certificate", "a node certificate that expired yesterday"),
+    ("not_yet_valid_certificate", "a node certificate valid from tomorrow"),
+    ("wrong_host_certificate", "a node certificate for another host (the client checks host names)"),
+    ("untrusted_certificate", "a node certificate signed by a CA the client does not trust"),
+    ("self_signed_certificate", "a self-signed node certificate"),
+)
+# answer_error's error -> the driver's exception (anywhere in what it raised:
+# the retry policies retry some on the next host, then NoHostAvailable names it).
+_ERRORS = (
+    ("overloaded", "OverloadedErrorMessage"),
+    ("is_bootstrapping", "IsBootstrappingErrorMessage"),
+    ("read_timeout", "ReadTimeout"),
+    ("write_timeout", "WriteTimeout"),
+    ("unavailable", "Unavailable"),
+    ("server_error", "ServerError"),
+    ("protocol_error", "ProtocolException"),
+)
+_AIMED_FAILS = ClientSpec(aimed=1, queries=3, recover=True)
+
+_FAULT_SCENARIOS: Tuple[Scenario, ...] = (
+    *(Scenario(f"fault_{verb}", "refused_certificate", REFUSED, f"{what}: refused for the certificate",
+               node=NodeSpec(faults=(fault(verb),)),
+               client=ClientSpec(check_hostname=verb == "wrong_host_certificate"))
+      for verb, what in _CERTIFICATES),
+    Scenario("fault_session_tickets", "connects", CONNECTS,
+             "TLS 1.3 node sending 6 NewSessionTickets after the handshake", client=ClientSpec(queries=20),
+             node=NodeSpec(tls_min="1.3", faults=(fault("session_tickets", count=6),))),
+    Scenario("fault_session_tickets_off", "connects", CONNECTS,
+             "TLS 1.3 node sending no session ticket", node=NodeSpec(faults=(fault("session_tickets", count=0),))),
+    Scenario("fault_only_tls_version_13", "refused", REFUSED,
+             "the node pinned to TLS 1.3, the client capped at TLS 1.2: refused",
+             node=NodeSpec(faults=(fault("only_tls_version", version="1.3"),)), client=ClientSpec(tls_max="1.2")),
+    Scenario("fault_only_tls_version_12", "refused", REFUSED,
+             "the node pinned to TLS 1.2, the client asking for TLS 1.3 at least: refused",
+             node=NodeSpec(faults=(fault("only_tls_version", version="1.2"),)), client=ClientSpec(tls_min="1.3")),
+    Scenario("fault_coalesce_records", "connects", CONNECTS,
+             "many frames coalesced into one TLS record, while connecting and querying",
+             node=_both(fault("coalesce_records")), client=ClientSpec(queries=20)),
+    Scenario("fault_split_records_v4", "connects", CONNECTS + 4.0,
+             "every write cut into TLS records of 16 bytes, no pause; protocol v4",
+             node=_both(fault("split_records", size=16)), client=ClientSpec(queries=20, protocol_version=4)),
+    Scenario("fault_split_records_v5", "connects", CONNECTS + 4.0,
+             "every write cut into TLS records of 16 bytes, no pause; protocol v5 (checksummed segments)",
+             node=_both(fault("split_records", size=16)), client=ClientSpec(queries=20, protocol_version=5)),
+    Scenario("fault_pace_records", "connects", CONNECTS + 6.0,
+             "TLS records paced (the fault's defaults), while connecting and querying",
+             node=_both(fault("pace_records")), client=ClientSpec(queries=5)),
+    Scenario("fault_truncate", "query_fails_fast", CONNECTS + 4.0,
+             "FIN without close_notify when the aimed query arrives: it fails at once; the session reconnects",
+             node=NodeSpec(query_faults=(aimed("truncate"),)), client=_AIMED_FAILS),
+    Scenario("fault_data_after_close_notify", "query_fails_fast", CONNECTS + 4.0,
+             "close_notify, then more bytes, when the aimed query arrives: it fails at once; the session reconnects",
+             node=NodeSpec(query_faults=(aimed("data_after_close_notify", on_request=None),)), client=_AIMED_FAILS),
+    Scenario("fault_close_notify_keep_reading", "query_fails_fast", CONNECTS + 4.0,
+             "close_notify, the node reading on, when the aimed query arrives: it fails at once; the session "
+             "reconnects", node=NodeSpec(query_faults=(aimed("close_notify_keep_reading"),)), client=_AIMED_FAILS),
+    Scenario("fault_reset_at_byte_header", "query_fails_fast", CONNECTS + 4.0,
+             "TCP RST after 4 bytes of the aimed query's answer (mid-header): it fails at once; the session "
+             "reconnects", node=NodeSpec(query_faults=(aimed("reset_at_byte", offset=4),)), client=_AIMED_FAILS),
+    Scenario("fault_reset_at_byte_body", "query_fails_fast", CONNECTS + 4.0,
+             "TCP RST after 20 bytes of the aimed query's answer (mid-body): it fails at once; the session "
+             "reconnects", node=NodeSpec(query_faults=(aimed("reset_at_byte", offset=20),)), client=_AIMED_FAILS),
+    Scenario("fault_half_close_write", "query_fails_fast", CONNECTS + 4.0,
+             "the node shuts down its sending side (FIN, reading on) when the aimed query arrives: it fails at "
+             "once; the session reconnects",
+             node=NodeSpec(query_faults=(aimed("half_close", direction="write"),)), client=_AIMED_FAILS),
+    # The node answers the aimed query and what it read with it, then
+    # discards that connection's input: nothing sent on it is answered again.
+    Scenario("fault_half_close_read", "query_error", CONNECTS,
+             "the node stops taking input after the aimed query (read and discarded, the client not told): it "
+             "is answered, the next fails with OperationTimedOut at the request timeout",
+             node=NodeSpec(query_faults=(aimed("half_close", direction="read"),)),
+             client=ClientSpec(aimed=2, answered_first=1, queries=0, expect_error="OperationTimedOut",
+                               request_timeout=QUERY_TIMEOUT)),
+    Scenario("fault_latency", "connects", CONNECTS + 4.0,
+             "50 ms latency (20 ms jitter) each way, while connecting and querying",
+             node=_both(fault("latency", seconds=0.05, jitter=0.02)), client=ClientSpec(queries=10)),
+    Scenario("fault_bandwidth", "connects", CONNECTS + 4.0,
+             "64 KiB/s each way, while connecting and querying",
+             node=_both(fault("bandwidth", bytes_per_second=64 * 1024)), client=ClientSpec(queries=10)),
+    Scenario("fault_blackhole", "fails_within_budget", CONNECT_TIMEOUT + 3.0,
+             "the node completes TLS and never answers: the connect fails at its timeout",
+             node=NodeSpec(faults=(fault("blackhole"),))),
+    Scenario("fault_slow_close", "connects", CONNECTS,
+             "the node sends its FIN 1 s after a close: queries, then Cluster.shutdown() returns in time",
+             node=NodeSpec(faults=(fault("slow_close", delay=1.0),))),
+    Scenario("fault_delay_answer", "answered_late", CONNECTS + 4.0,
+             "the aimed query answered 1 s late, twice: both answers arrive, and the queries after them",
+             node=NodeSpec(query_faults=(aimed("delay_answer", seconds=1.0),)),
+             client=ClientSpec(aimed=2, min_answer=1.0, request_timeout=4.0)),
+    Scenario("fault_delay_answer_past_timeout", "query_error", CONNECTS + 4.0,
+             "the aimed query answered 3 s late, past a 1 s request timeout: OperationTimedOut; the late "
+             "answer arrives on an orphaned stream, and the queries after it are answered",
+             node=NodeSpec(query_faults=(aimed("delay_answer", seconds=3.0),)),
+             client=ClientSpec(aimed=1, queries=5, spacing=0.7, expect_error="OperationTimedOut",
+                               request_timeout=QUERY_TIMEOUT)),
+    Scenario("fault_never_answer", "query_error", CONNECTS + 2.0,
+             "the aimed query never answered (its stream stays open): OperationTimedOut at the request "
+             "timeout, twice; the queries after them are answered",
+             node=NodeSpec(query_faults=(aimed("never_answer"),)),
+             client=ClientSpec(aimed=2, expect_error="OperationTimedOut", request_timeout=QUERY_TIMEOUT)),
+    *(Scenario(f"fault_answer_error_{error}", "query_error", CONNECTS + 2.0,
+               f"the aimed query answered with a CQL {error} error: the driver raises {raised}; the queries "
+               f"after it are answered", node=NodeSpec(query_faults=(aimed("answer_error", error=error),)),
+               client=ClientSpec(aimed=1, queries=3, expect_error=raised, recover=True))
+      for error, raised in _ERRORS),
+    Scenario("fault_answer_on_wrong_stream", "query_error", CONNECTS + 2.0,
+             "the aimed query's answer sent on another stream id: the query fails with OperationTimedOut at "
+             "the request timeout; the queries after it are answered",
+             node=NodeSpec(query_faults=(aimed("answer_on_wrong_stream"),)),
+             client=ClientSpec(aimed=1, expect_error="OperationTimedOut", request_timeout=QUERY_TIMEOUT)),
+    # Counted on the aimed query alone: a count over every request would
+    # close each new connection after its OPTIONS and STARTUP. The queries
+    # after the aimed ones are spaced, so the close finds no query in flight
+    # (a cut under a query in flight is what the other faults try).
+    # The budget leaves room for the reconnection policy's first attempts (1 s, then 2 s, ...).
+    Scenario("fault_close_after_requests", "recovers", CONNECTS + 8.0,
+             "the node closes a connection (close_notify, FIN) right after answering the aimed query twice: "
+             "both are answered, and the session reconnects and answers every query after them",
+             node=NodeSpec(query_faults=(aimed("close_after_requests", count=2),)),
+             client=ClientSpec(aimed=2, queries=5, spacing=0.3, recover=True)),
+    Scenario("fault_refuse_connections_after", "fails_fast", CONNECT_TIMEOUT + 2.0,
+             "the node accepts 1 connection and resets every later one: the control connection gets in, the "
+             "pool's is reset, and the connect fails with the reset, not a timeout",
+             node=NodeSpec(faults=(fault("refuse_connections_after", count=1),))),
+)
 
 SCENARIOS: Tuple[Scenario, ...] = (
     # -- SSLConnectionTests ----------------------------------------------------------
@@ -278,6 +458,9 @@ SCENARIOS: Tuple[Scenario, ...] = (
              "the node sends its ServerHello and holds the rest of the flight: the connect fails within its "
              "timeout, naming the handshake or the timeout",
              node=NodeSpec(faults=(fault("stall_handshake", stage="server_hello"),))),
+    # -- issue 13's faults, one scenario each (certificates and TLS versions from the start;
+    # -- record shaping from the start and for the queries; the rest aimed at AIMED_QUERY) ---
+    *_FAULT_SCENARIOS,
     # -- client routes through an NLB (Scylla's Private Link) -------------------------------------
     Scenario("test_ssl_without_hostname_verification_through_nlb", "connects", CONNECTS + 4.0,
              "3 Scylla nodes behind a layer-4 NLB; client routes; ssl_context checking the chain, not the "

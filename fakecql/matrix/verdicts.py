@@ -76,12 +76,55 @@ def judge(scenario: Scenario, result: Dict[str, Any], node_line: str, seconds: f
             verdict, cause = "fail", f"connected although the node never finished the handshake ({scenario.summary})"
         elif not fault_acted:
             verdict, cause = "fail", f"failed before the fault acted: {inner}"
+    elif promise in ("query_error", "answered_late", "query_fails_fast", "recovers"):
+        done = result.get("queries_done", 0)
+        if not connected:
+            verdict, cause = "fail", f"did not connect: {inner}"
+        elif _aimed_problem(scenario, result.get("aimed") or []):
+            verdict, cause = "fail", _aimed_problem(scenario, result.get("aimed") or [])
+        elif error:
+            verdict, cause = "fail", (f"the session did not answer again after the aimed queries: {done} of "
+                                      f"{scenario.client.queries} queries, then {inner}")
+        elif promise in ("query_fails_fast", "recovers") and not fault_acted:
+            verdict, cause = "fail", "the node's fault never acted: nothing was cut"
     if verdict == "pass" and seconds > scenario.budget:
         verdict, cause = "fail", f"took {seconds:.1f} s, over its budget of {scenario.budget:.1f} s" + (
             f": {inner}" if inner else "")
     if verdict == "pass":
         return "pass", ""
     return "fail", cause + tail
+
+
+def _aimed_problem(scenario: Scenario, aimed: List[Dict[str, Any]]) -> str:
+    """What the aimed queries did that the scenario's promise excludes ("" when nothing)."""
+    spec = scenario.client
+    if len(aimed) != spec.aimed:
+        return f"ran {len(aimed)} of {spec.aimed} aimed queries"
+    for number, run in enumerate(aimed, 1):
+        error, seconds = str(run.get("error") or ""), float(run.get("seconds") or 0.0)
+        chain = [str(e) for e in run.get("chain") or []]
+        what = f"aimed query {number} of {spec.aimed}"
+        if scenario.promise == "query_error" and number <= spec.answered_first:
+            if error:
+                return f"{what} failed after {seconds:.2f} s, although the fault answers it: {_innermost(chain) or error}"
+        elif scenario.promise == "query_error":
+            if not error:
+                return f"{what} was answered in {seconds:.2f} s; expected {spec.expect_error}"
+            names = {e.split(":", 1)[0] for e in chain}
+            if spec.expect_error not in names:
+                return f"{what} raised {_innermost(chain) or error}, not {spec.expect_error}"
+        elif scenario.promise in ("answered_late", "recovers"):
+            if error:
+                return f"{what} failed after {seconds:.2f} s: {_innermost(chain) or error}"
+            if spec.min_answer and seconds < spec.min_answer * 0.9:
+                return (f"{what} was answered in {seconds:.2f} s, sooner than the node's delay of "
+                        f"{spec.min_answer:.2f} s: the fault did not hold it")
+        elif scenario.promise == "query_fails_fast":
+            if not error:
+                return f"{what} was answered in {seconds:.2f} s, although the node cut its connection"
+            if run.get("timed_out"):
+                return f"{what} noticed the cut only at the timeout, after {seconds:.2f} s: {_innermost(chain)}"
+    return ""
 
 
 def _innermost(chain: List[str]) -> str:

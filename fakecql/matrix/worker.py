@@ -66,7 +66,7 @@ def run_cell(job: dict, connection_class: type) -> None:
 
     def report(result: ClientResult) -> None:
         data = result.to_json()
-        data["unread"] = unread.report(seen=result.error_chain)
+        data["unread"] = unread.report(seen=result.error_chain + [e for a in result.aimed for e in a["chain"]])
         emit("result", **data)
         reported.append(True)
 
