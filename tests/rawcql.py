@@ -35,7 +35,15 @@ class RawClient:
         if sock is None:
             sock = socket.create_connection(address, timeout=timeout)
         if ssl_context is not None:
-            sock = ssl_context.wrap_socket(sock, server_hostname=server_hostname or address[0])
+            wrapped = ssl_context.wrap_socket(sock, server_hostname=server_hostname or address[0],
+                                              do_handshake_on_connect=False)
+            try:
+                wrapped.do_handshake()
+            except BaseException:
+                wrapped.close()  # a failed handshake must not leak the socket (Python 3.9 would)
+                sock.close()
+                raise
+            sock = wrapped
         self.sock = sock
         self.timeout = timeout
         self.reader = FrameReader(versions=(1, 2, 3, 4, 5), expect_response=True)
