@@ -1,35 +1,105 @@
-"""Reactor throughput over TLS 1.3 and plain TCP against a fakecql node in
-its own process.
+"""Reactor throughput and client CPU per query, over TLS 1.3 and plain TCP,
+against a peer that is not the bottleneck.
 
-For each reactor importable here (AsyncioTransportConnection, the driver's
-asyncio reactor, libev, asyncore): N prepared queries with C in flight.
-Prints queries/s, p50/p99 latency and client CPU seconds per 1,000 queries,
-then the ratios of the transport reactor to each other reactor. Every
-measurement runs in a fresh client process (no reactor thread of an earlier
-run competes), and the reactor order alternates between rounds to cancel
-drift. Prints figures; asserts nothing.
+For each reactor importable here (the transport reactor, on asyncio's loop
+and on uvloop's, libev, the driver's asyncio reactor): N prepared queries
+with C in flight, every measurement in a fresh client process, the reactor
+order alternating between rounds; medians are shown. The peer is a canned
+responder (benchmarks/_canned_peer.py: a fakecql node answers each distinct
+request once, the rest are replayed from a cache), whose CPU use during each
+run is printed so a reader sees it was not saturated (--peer node drives a
+fakecql node process instead). Prints queries/s, client CPU µs per query
+(utime+stime of the client process), the peer's CPU use, the cyclic garbage
+collector's work per 10,000 queries (gc left on), and the ratios of the
+transport reactor to libev. Prints figures; asserts nothing.
 
-    python benchmarks/reactor_throughput.py [--queries 20000] [--concurrency 1,32,128] [--rounds 2]
+    python benchmarks/reactor_throughput.py [--queries 20000] [--concurrency 1,16,128] [--rounds 3]
+    python benchmarks/reactor_throughput.py --profile transport --concurrency 1 --transports tls
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import resource
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks._common import NodeProcess, machine, median, percentile, table  # noqa: E402
+from benchmarks._common import LISTENING, NodeProcess, machine, median, percentile, table  # noqa: E402
 
 QUERY = "SELECT release_version FROM system.local WHERE key = ?"
-ALL_REACTORS = ["transport", "asyncio", "libev", "asyncore"]
+ALL_REACTORS = ["transport", "transport-uvloop", "libev", "asyncio"]
+BASELINE = "libev"
+PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_canned_peer.py")
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CannedPeer:
+    """benchmarks/_canned_peer.py in its own process, stopped on exit."""
+
+    def __init__(self, tls: bool) -> None:
+        self.tls = tls
+        self.certs = tempfile.TemporaryDirectory(prefix="canned-peer-")
+        self.host, self.port = "127.0.0.1", 0
+
+    @property
+    def ca_pem(self) -> str:
+        return os.path.join(self.certs.name, "ca.pem")
+
+    def __enter__(self) -> "CannedPeer":
+        argv = [sys.executable, PEER_SCRIPT] + (["--tls-ca", self.ca_pem] if self.tls else [])
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # bounded: the peer prints it or dies
+        match = LISTENING.match(line)
+        if not match:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise RuntimeError(f"the canned peer did not start: {line!r}")
+        self.host, self.port = match["h4"] or match["h6"], int(match["port"])
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.certs.cleanup()
+
+
+# -- the client, in a process of its own ------------------------------------------------
+
+
+class GarbageCount:
+    """What the cyclic collector did while counting: collections and objects freed."""
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+        self.collected = 0
+        self.counting = False
+
+    def __call__(self, phase: str, info: Dict[str, int]) -> None:
+        if self.counting and phase == "stop":
+            self.collections[info["generation"]] += 1
+            self.collected += info["collected"]
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -44,31 +114,107 @@ def worker(args: argparse.Namespace) -> None:
     if args.ca:
         context = ssl.create_default_context(cafile=args.ca)
         context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_3
-    # Protocol v4 (what Scylla speaks) and tuple rows: the driver's v5 segment
-    # CRCs and per-result namedtuple classes are pure Python and the same for
-    # every reactor; leaving them out makes the reactors' own cost visible.
+    # Protocol v4 (what Scylla speaks), no compression and tuple rows: the
+    # driver's v5 segment CRCs, lz4 and per-result namedtuple classes are
+    # pure Python and the same for every reactor; leaving them out makes
+    # the reactors' own cost visible.
     cluster = Cluster(
         [args.host], port=args.port, ssl_context=context, connection_class=load_reactor(args.reactor),
-        protocol_version=4,
+        protocol_version=4, compression=False,
         execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(
             load_balancing_policy=RoundRobinPolicy(), row_factory=tuple_factory)},
         connect_timeout=10, control_connection_timeout=10,
     )
+    garbage = GarbageCount()
+    gc.callbacks.append(garbage)
+    profiler = None
+    thread_profilers: List[Any] = []
+    if args.profile:  # every thread the driver starts (the reactor's loop) gets a profiler of its own
+        import cProfile
+
+        def profile_thread(*_: Any) -> None:
+            thread_profiler = cProfile.Profile()
+            thread_profilers.append(thread_profiler)
+            thread_profiler.enable()
+
+        threading.setprofile(profile_thread)
     try:
         session = cluster.connect()
+        # No client timestamps: every EXECUTE is then the same bytes (bar the
+        # stream id), which the canned peer answers from its cache.
+        session.use_client_timestamp = False
         statement = session.prepare(QUERY)
         run(session, statement, min(2000, args.queries), args.concurrency)  # warm up
-        cpu0, wall0 = time.process_time(), time.perf_counter()
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            for thread_profiler in thread_profilers:  # from here on: the measured queries
+                thread_profiler.clear()
+        if args.gc_debug:
+            gc.collect()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+        peer0 = _cpu_seconds(args.peer_pid) if args.peer_pid else 0.0
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
+        wall0 = time.perf_counter()
+        garbage.counting = True
+        if profiler is not None:
+            profiler.enable()
         latencies = run(session, statement, args.queries, args.concurrency)
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        if profiler is not None:
+            profiler.disable()
+        garbage.counting = False
+        wall = time.perf_counter() - wall0
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        peer = (_cpu_seconds(args.peer_pid) - peer0) if args.peer_pid else float("nan")
+        if args.gc_debug:
+            gc.collect()
+            gc.set_debug(0)
     finally:
         cluster.shutdown()
+        gc.callbacks.remove(garbage)
+    cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    if profiler is not None:
+        import pstats
+
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        for thread_profiler in thread_profilers:
+            stats.add(thread_profiler)
+        print(f"profile of all threads (the reactor's from its start; the caller's over {args.queries} queries)",
+              file=sys.stderr)
+        stats.sort_stats("tottime").print_stats(args.profile_lines)
+    if args.gc_debug:
+        _print_garbage(gc.garbage, args.queries)
+    per = 10000 / args.queries
     print(json.dumps({
         "qps": args.queries / wall,
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
-        "cpu_per_1000": cpu / args.queries * 1000,
+        "cpu_us": cpu / args.queries * 1e6,
+        "peer_util": peer / wall,
+        "gc_runs": sum(garbage.collections) * per,
+        "gc_full": garbage.collections[2] * per,
+        "gc_collected": garbage.collected * per,
     }))
+
+
+def _print_garbage(garbage: List[Any], queries: int) -> None:
+    """The types of the objects found in cycles, most common first."""
+    counts: Dict[str, int] = defaultdict(int)
+    for obj in garbage:
+        kind = type(obj).__qualname__
+        if kind == "function":
+            kind = f"function {obj.__qualname__}"
+        elif kind == "cell":
+            try:
+                kind = f"cell -> {type(obj.cell_contents).__qualname__}"
+            except ValueError:
+                kind = "cell (empty)"
+        counts[kind] += 1
+    print(f"objects in reference cycles over {queries} queries: {len(garbage)}", file=sys.stderr)
+    for kind, count in sorted(counts.items(), key=lambda item: -item[1])[:30]:
+        print(f"  {count:8d}  {kind}", file=sys.stderr)
+    garbage.clear()
 
 
 def run(session: Any, statement: Any, total: int, concurrency: int) -> List[float]:
@@ -76,7 +222,7 @@ def run(session: Any, statement: Any, total: int, concurrency: int) -> List[floa
     latencies: List[float] = []
     lock = threading.Lock()
     done = threading.Event()
-    state = {"issued": 0, "finished": 0, "error": None}
+    state: Dict[str, Any] = {"issued": 0, "finished": 0, "error": None}
 
     def issue() -> None:
         with lock:
@@ -113,99 +259,167 @@ def run(session: Any, statement: Any, total: int, concurrency: int) -> List[floa
     return latencies
 
 
-def measure(node: NodeProcess, reactor: str, tls: bool, queries: int, concurrency: int) -> Dict[str, float]:
+# -- the driver: peers, rounds, medians --------------------------------------------------
+
+
+def worker_argv(peer: Any, reactor: str, tls: bool, queries: int, concurrency: int) -> List[str]:
     argv = [sys.executable, os.path.abspath(__file__), "--worker", "--reactor", reactor,
-            "--host", node.host, "--port", str(node.port), "--queries", str(queries),
-            "--concurrency", str(concurrency)]
+            "--host", peer.host, "--port", str(peer.port), "--queries", str(queries),
+            "--concurrency", str(concurrency), "--peer-pid", str(peer.proc.pid)]
     if tls:
-        argv += ["--ca", node.ca_pem]
-    node_cpu = node.cpu_seconds()
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-    node_cpu = node.cpu_seconds() - node_cpu
+        argv += ["--ca", peer.ca_pem]
+    return argv
+
+
+def measure(peer: Any, reactor: str, tls: bool, queries: int, concurrency: int) -> Dict[str, float]:
+    result = subprocess.run(worker_argv(peer, reactor, tls, queries, concurrency),
+                            capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         raise RuntimeError(f"{reactor} failed:\n{result.stderr[-2000:]}")
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    # The node's CPU over the whole run (connect and warm-up included): a
-    # node near one core means the node, not the reactor, set the pace.
-    figures["node_cpu_per_1000"] = node_cpu / (queries + min(2000, queries)) * 1000
-    return figures
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--queries", type=int, default=20000)
-    parser.add_argument("--concurrency", default="1,32,128")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--reactors", default=",".join(ALL_REACTORS))
-    parser.add_argument("--transports", default="tls,plain")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--reactor", help=argparse.SUPPRESS)
-    parser.add_argument("--host", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--ca", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        args.concurrency = int(args.concurrency)
-        worker(args)
-        return
-
-    figures = collect(args.queries, [int(c) for c in args.concurrency.split(",")], args.rounds,
-                      args.reactors.split(","), args.transports.split(","), verbose=True)
-    print(figures["report"])
+def start_peer(kind: str, tls: bool) -> Any:
+    if kind == "node":
+        return NodeProcess(*(["--tls", "--tls-min", "1.3"] if tls else []))
+    return CannedPeer(tls)
 
 
-def collect(queries: int = 20000, concurrencies: List[int] = (1, 32, 128), rounds: int = 2,  # type: ignore[assignment]
-            reactors: List[str] = ALL_REACTORS, transports: List[str] = ("tls", "plain"),  # type: ignore[assignment]
-            verbose: bool = False) -> Dict[str, Any]:
-    """Run the measurements; the Markdown report and the ratios at TLS 1.3, C = max."""
-    from fakecql.reactors import available_reactors
+def known_reactors(names: Sequence[str]) -> Tuple[List[str], Dict[str, str]]:
+    """(the reactors usable here, why each other one is not)."""
+    from fakecql.reactors import REACTORS, available_reactors
 
-    usable, unusable = available_reactors(list(reactors))
+    unknown = {name: "not a reactor name this fakecql knows" for name in names if name not in REACTORS}
+    usable, unusable = available_reactors([name for name in names if name in REACTORS])
+    unusable.update(unknown)
+    return list(usable), unusable
+
+
+def collect(queries: int = 20000, concurrencies: Sequence[int] = (1, 16, 128), rounds: int = 3,
+            reactors: Sequence[str] = ALL_REACTORS, transports: Sequence[str] = ("tls", "plain"),
+            peer_kind: str = "canned", verbose: bool = False) -> Dict[str, Any]:
+    """Run the measurements; the Markdown report, and the throughput ratios
+    transport/other at TLS 1.3, C = max (for run_all's summary)."""
+    usable, unusable = known_reactors(reactors)
     lines = [f"# Reactor throughput\n\n{machine()}\n"]
     for name, reason in unusable.items():
         lines.append(f"not measured: {name}: {reason}")
     samples: Dict[Tuple[str, int, str], List[Dict[str, float]]] = defaultdict(list)
     for transport in transports:
         tls = transport == "tls"
-        with NodeProcess(*(["--tls", "--tls-min", "1.3"] if tls else [])) as node:
+        with start_peer(peer_kind, tls) as peer:
             for round_number in range(rounds):
-                order = list(usable) if round_number % 2 == 0 else list(reversed(list(usable)))
+                order = usable if round_number % 2 == 0 else usable[::-1]
                 for concurrency in concurrencies:
                     for reactor in order:
-                        samples[(transport, concurrency, reactor)].append(
-                            measure(node, reactor, tls, queries, concurrency))
+                        figures = measure(peer, reactor, tls, queries, concurrency)
+                        samples[(transport, concurrency, reactor)].append(figures)
                         if verbose:
-                            print(f"  {transport} C={concurrency} {reactor}: "
-                                  f"{samples[(transport, concurrency, reactor)][-1]['qps']:,.0f} q/s", file=sys.stderr)
+                            print(f"  {transport} C={concurrency} {reactor}: {figures['qps']:,.0f} q/s, "
+                                  f"{figures['cpu_us']:.1f} µs CPU/query, peer {figures['peer_util']:.0%} "
+                                  f"of a core, gc {figures['gc_collected']:,.0f} objects/10k",
+                                  file=sys.stderr)
+
+    def mid(key: Tuple[str, int, str], field: str) -> float:
+        return median([run[field] for run in samples[key]])
+
     rows = []
-    for (transport, concurrency, reactor), runs in samples.items():
+    for key in samples:
+        transport, concurrency, reactor = key
         rows.append({
             "transport": "TLS 1.3" if transport == "tls" else "plain",
             "C": concurrency,
             "reactor": reactor,
-            "queries/s": f"{median([r['qps'] for r in runs]):,.0f}",
-            "p50 ms": f"{median([r['p50_ms'] for r in runs]):.2f}",
-            "p99 ms": f"{median([r['p99_ms'] for r in runs]):.2f}",
-            "client CPU s/1000": f"{median([r['cpu_per_1000'] for r in runs]):.3f}",
-            "node CPU s/1000": f"{median([r['node_cpu_per_1000'] for r in runs]):.3f}",
+            "queries/s": f"{mid(key, 'qps'):,.0f}",
+            "p50 ms": f"{mid(key, 'p50_ms'):.2f}",
+            "p99 ms": f"{mid(key, 'p99_ms'):.2f}",
+            "client CPU µs/query": f"{mid(key, 'cpu_us'):.1f}",
+            "peer CPU (cores)": f"{mid(key, 'peer_util'):.2f}",
         })
-    lines.append(f"N = {queries} per run, {rounds} rounds (median shown)\n")
-    lines.append(table(rows, ["transport", "C", "reactor", "queries/s", "p50 ms", "p99 ms", "client CPU s/1000",
-                              "node CPU s/1000"]))
+    peer_name = "a fakecql node process" if peer_kind == "node" else "the canned responder"
+    lines.append(f"N = {queries} per run, {rounds} rounds (median shown); peer: {peer_name}, "
+                 f"its CPU use during the run in cores (1.00 = one core busy)\n")
+    lines.append(table(rows, ["transport", "C", "reactor", "queries/s", "p50 ms", "p99 ms", "client CPU µs/query",
+                              "peer CPU (cores)"]))
+
+    lines.append("\ncyclic garbage collector per 10,000 queries (gc on; median)\n")
+    garbage_rows = []
+    for key in samples:
+        transport, concurrency, reactor = key
+        garbage_rows.append({"transport": transport, "C": concurrency, "reactor": reactor,
+                             "collections": f"{mid(key, 'gc_runs'):.1f}",
+                             "full collections": f"{mid(key, 'gc_full'):.2f}",
+                             "objects collected": f"{mid(key, 'gc_collected'):,.0f}"})
+    lines.append(table(garbage_rows, ["transport", "C", "reactor", "collections", "full collections",
+                                      "objects collected"]))
+
     ratios: Dict[str, float] = {}
-    if "transport" in usable:
-        lines.append("\nratios, transport reactor / other (queries/s; >1 means the transport reactor is faster)\n")
+    mine_names = [name for name in usable if name.startswith("transport")]
+    if BASELINE in usable and mine_names:
+        lines.append(f"\nratios to {BASELINE} (queries/s: > 1 is faster; CPU per query: < 1 is cheaper)\n")
         ratio_rows = []
-        for (transport, concurrency, reactor), runs in samples.items():
-            if reactor == "transport":
-                continue
-            mine = median([r["qps"] for r in samples[(transport, concurrency, "transport")]])
-            other = median([r["qps"] for r in runs])
-            ratio_rows.append({"transport": transport, "C": concurrency, "vs": reactor, "ratio": f"{mine / other:.2f}x"})
-            if transport == "tls" and concurrency == max(concurrencies):
-                ratios[reactor] = mine / other
-        lines.append(table(ratio_rows, ["transport", "C", "vs", "ratio"]))
+        for mine in mine_names:
+            for transport in transports:
+                for concurrency in concurrencies:
+                    base, ours = (transport, concurrency, BASELINE), (transport, concurrency, mine)
+                    ratio_rows.append({
+                        "reactor": mine, "transport": transport, "C": concurrency,
+                        "queries/s ratio": f"{mid(ours, 'qps') / mid(base, 'qps'):.2f}x",
+                        "CPU/query ratio": f"{mid(ours, 'cpu_us') / mid(base, 'cpu_us'):.2f}x",
+                    })
+        lines.append(table(ratio_rows, ["reactor", "transport", "C", "queries/s ratio", "CPU/query ratio"]))
+    if "transport" in usable and "tls" in transports:
+        top = max(concurrencies)
+        for other in usable:
+            if other != "transport":
+                ratios[other] = mid(("tls", top, "transport"), "qps") / mid(("tls", top, other), "qps")
     return {"report": "\n".join(lines), "ratios": ratios, "C": max(concurrencies)}
+
+
+def profile(reactor: str, tls: bool, queries: int, concurrency: int, peer_kind: str, lines: int) -> None:
+    """One run of `reactor` under cProfile, with the types of the objects
+    left in reference cycles (gc.DEBUG_SAVEALL over a second run)."""
+    with start_peer(peer_kind, tls) as peer:
+        argv = worker_argv(peer, reactor, tls, queries, concurrency)
+        for extra in (["--profile", "--profile-lines", str(lines)], ["--gc-debug"]):
+            result = subprocess.run(argv + extra, capture_output=True, text=True, timeout=900)
+            sys.stdout.write(result.stderr)
+            print(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "(no figures)")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--queries", type=int, default=20000)
+    parser.add_argument("--concurrency", default="1,16,128")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--reactors", default=",".join(ALL_REACTORS))
+    parser.add_argument("--transports", default="tls,plain")
+    parser.add_argument("--peer", choices=("canned", "node"), default="canned")
+    parser.add_argument("--profile", metavar="REACTOR", nargs="?", const=True,
+                        help="profile one run of REACTOR (first concurrency and transport) instead")
+    parser.add_argument("--profile-lines", type=int, default=30)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--gc-debug", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--reactor", help=argparse.SUPPRESS)
+    parser.add_argument("--host", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--ca", help=argparse.SUPPRESS)
+    parser.add_argument("--peer-pid", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        args.concurrency = int(args.concurrency)
+        worker(args)
+        return
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    transports = args.transports.split(",")
+    if args.profile:
+        print(machine())
+        profile(args.profile, transports[0] == "tls", args.queries, concurrencies[0], args.peer, args.profile_lines)
+        return
+    figures = collect(args.queries, concurrencies, args.rounds, args.reactors.split(","), transports,
+                      args.peer, verbose=True)
+    print(figures["report"])
+
 
 if __name__ == "__main__":
     main()
