@@ -14,6 +14,13 @@
 # that exception as its last_error (nothing is left in a future nobody
 # reads); the connection's callbacks fire at most once; the transport's
 # water marks drive the connection's `_socket_writable` (backpressure).
+#
+# Speed: the transport reads into one preallocated buffer (BufferedProtocol:
+# no 256 KiB bytes object per read), TLS decrypts into another, and the
+# plaintext reaches the connection as a memoryview valid during the call
+# only; a read stops when the BIO and the SSLObject hold nothing more,
+# without raising SSLWantReadError for it. Nothing here keeps a reference
+# to a request, so a query leaves no reference cycle behind.
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +36,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["TLSLayer", "CQLProtocol"]
 
-_READ_CHUNK = 256 * 1024
+_READ_CHUNK = 256 * 1024  # the transport's read buffer
+_PLAINTEXT_CHUNK = 64 * 1024  # the decrypted bytes handed over at once, at most
 
 
 class TLSLayer:
@@ -49,6 +57,7 @@ class TLSLayer:
         )
         self.handshake_done = False
         self.peer_closed = False
+        self._plaintext = memoryview(bytearray(_PLAINTEXT_CHUNK))
 
     def start(self) -> bytes:
         """Begin the handshake; returns the ClientHello to send."""
@@ -64,31 +73,44 @@ class TLSLayer:
         self.handshake_done = True
         return True
 
-    def feed(self, ciphertext: bytes) -> bytes:
-        """Bytes from the peer in; the plaintext now readable out (b'' if none)."""
-        self._incoming.write(ciphertext)
+    def feed(self, ciphertext: "bytes | memoryview", deliver: Callable[[memoryview], None]) -> None:
+        """Bytes from the peer in; the plaintext they complete goes to
+        `deliver`, a memoryview valid during that call only (several calls
+        if there is more than _PLAINTEXT_CHUNK of it)."""
+        incoming = self._incoming
+        incoming.write(ciphertext)
         if not self.handshake_done and not self.step_handshake():
-            return b""
-        chunks = []
+            return
+        sslobj, view = self.sslobj, self._plaintext
+        size, filled = len(view), 0
         while True:
             try:
-                chunk = self.sslobj.read(_READ_CHUNK)
+                # With a buffer, read() returns the count (typeshed says bytes).
+                count: int = sslobj.read(size - filled, view[filled:])  # type: ignore[arg-type,assignment]
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLZeroReturnError:
                 self.peer_closed = True
                 break
-            if not chunk:
+            if not count:
                 self.peer_closed = True
                 break
-            chunks.append(chunk)
-        return b"".join(chunks)
+            filled += count
+            if filled == size:
+                deliver(view)
+                filled = 0
+            elif not incoming.pending and not sslobj.pending():
+                break  # nothing left to decrypt: no SSLWantReadError to raise and catch
+        if filled:
+            deliver(view[:filled])
 
     def encrypt(self, plaintext: bytes) -> bytes:
-        view = memoryview(plaintext)
-        while view:
-            written = self.sslobj.write(view)
-            view = view[written:]
+        sslobj = self.sslobj
+        written = sslobj.write(plaintext)
+        if written < len(plaintext):
+            view = memoryview(plaintext)[written:]
+            while view:
+                view = view[sslobj.write(view):]
         return self.take_outgoing()
 
     def shutdown(self) -> bytes:
@@ -152,7 +174,7 @@ def _names(peer: Dict[str, Any], host: str) -> bool:
     return False
 
 
-class CQLProtocol(asyncio.Protocol):
+class CQLProtocol(asyncio.BufferedProtocol):
     """Bridges one asyncio transport to one driver Connection."""
 
     def __init__(self, connection: "AsyncioTransportConnection", tls: Optional[TLSLayer]) -> None:
@@ -161,6 +183,7 @@ class CQLProtocol(asyncio.Protocol):
         self.transport: Optional[asyncio.Transport] = None
         self.ready = False  # TLS (if any) done: CQL bytes may flow
         self._lost = False
+        self._buffer = memoryview(bytearray(_READ_CHUNK))  # what the transport reads into
 
     # Every asyncio callback goes through _guard: an exception ends the connection.
     def _guard(self, callback: Callable[..., None], *args: Any) -> None:
@@ -186,25 +209,46 @@ class CQLProtocol(asyncio.Protocol):
         self.connection._tls_handshake_started(self)
         self._send(self.tls.start())
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._guard(self._received, self._buffer[:nbytes])
+
+    def data_received(self, data: bytes) -> None:  # what a transport without get_buffer calls
         self._guard(self._received, data)
 
-    def _received(self, data: bytes) -> None:
-        if self.tls is None:
+    def _received(self, data: "bytes | memoryview") -> None:
+        tls = self.tls
+        if tls is None:
             self.connection._bytes_received(data)
             return
-        was_done = self.tls.handshake_done
-        try:
-            plaintext = self.tls.feed(data)  # ssl.SSLError ends the connection, via _guard
-        finally:
-            self._send(self.tls.take_outgoing())  # our alert, if the handshake failed
-        if not was_done and self.tls.handshake_done:
-            self._ready()
-        if plaintext:
-            self.connection._bytes_received(plaintext)
-        if self.tls.peer_closed and self.transport is not None:
-            self._send(self.tls.shutdown())
+        if tls.handshake_done:
+            try:
+                tls.feed(data, self.connection._bytes_received)  # ssl.SSLError ends the connection, via _guard
+            finally:
+                self._send(tls.take_outgoing())  # a post-handshake answer (KeyUpdate), or an alert
+        else:
+            try:
+                tls.feed(data, self._plaintext_before_ready)
+            finally:
+                self._send(tls.take_outgoing())  # the handshake's next flight, or our alert
+            if tls.handshake_done:
+                self._ready()
+                early = self._early
+                if early is not None:
+                    self._early = None
+                    self.connection._bytes_received(early)
+        if tls.peer_closed and self.transport is not None:
+            self._send(tls.shutdown())
             self.transport.close()
+
+    _early: Optional[bytes] = None
+
+    def _plaintext_before_ready(self, plaintext: memoryview) -> None:
+        """Plaintext that came with the handshake's last flight: kept until
+        the connection has been told the transport is ready."""
+        self._early = (self._early or b"") + bytes(plaintext)
 
     def _ready(self) -> None:
         self.ready = True

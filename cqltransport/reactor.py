@@ -21,6 +21,13 @@
 # exception defuncts the connection); every loop callback is guarded; push()
 # and close() may be called from any thread; writes queued by many pushes
 # go out in one transport write (one TLS record run) per loop turn.
+#
+# Speed: a request pushed from a response callback (the loop thread, while
+# a read is being processed) costs no loop callback: what the read's
+# callbacks pushed goes out in one write when the read is done (or when
+# FLUSH_BATCH frames wait). Other threads wake the loop once per batch. A
+# cancelled timer lets go of its callback at once, so a finished request
+# is freed when the driver drops it, not when its timeout would have come.
 from __future__ import annotations
 
 import asyncio
@@ -50,10 +57,17 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 # Pushes made on the loop thread go out in batches of at most this many
 # frames (see push); from other threads, once per loop turn.
 FLUSH_BATCH = 16
+# The timer heap is rid of its cancelled timers when it reaches this size
+# (then twice what stayed).
+COMPACT_AT = 4096
 
 
 class TLSHandshakeTimeout(ConnectionException):
     """The TLS handshake did not complete within its share of the connect timeout."""
+
+
+def _cancelled() -> None:
+    """What a cancelled or fired timer holds instead of its callback."""
 
 
 class LoopTimer:
@@ -74,15 +88,17 @@ class LoopTimer:
 
     def cancel(self) -> None:
         self.cancelled = True
+        self._callback = _cancelled  # the request it would time out is freed now, not at its deadline
 
     def fire(self) -> None:
         if self.cancelled:
             return
         self.cancelled = True  # at most once
+        callback, self._callback = self._callback, _cancelled
         try:
-            self._callback()
+            callback()
         except Exception:  # surfaces in the log; a timer belongs to no connection
-            log.exception("Timer callback %r failed", self._callback)
+            log.exception("Timer callback %r failed", callback)
 
     def finish(self, *args: Any) -> bool:
         """TimerManager compatibility: the loop fires timers, nothing to do here."""
@@ -105,6 +121,7 @@ class TimerQueue:
         self._wake_at: Optional[float] = None  # the deadline the loop callback is set for
         self._handle: Optional[asyncio.TimerHandle] = None
         self._counter = 0
+        self._compact_at = COMPACT_AT
 
     @property
     def closed(self) -> bool:
@@ -114,6 +131,8 @@ class TimerQueue:
         with self._lock:
             self._counter += 1
             heapq.heappush(self._heap, (timer.deadline, self._counter, timer))
+            if len(self._heap) >= self._compact_at:
+                self._compact()
             if self._wake_at is not None and self._wake_at <= timer.deadline:
                 return timer
             self._wake_at = timer.deadline
@@ -122,6 +141,14 @@ class TimerQueue:
         else:
             self._loop.call_soon_threadsafe(self._reschedule)
         return timer
+
+    def _compact(self) -> None:
+        """Drop the cancelled timers (nearly all: one per finished request)
+        from the heap; the threshold doubles with what stays, so the cost is
+        amortised and the heap stays within twice the live timers."""
+        self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+        heapq.heapify(self._heap)
+        self._compact_at = max(COMPACT_AT, 2 * len(self._heap))
 
     def _reschedule(self) -> None:
         with self._lock:
@@ -179,6 +206,7 @@ class AsyncioTransportConnection(Connection):
         self._pending: List[bytes] = []
         self._pending_lock = threading.Lock()
         self._flush_scheduled = False
+        self._reading = False  # the loop thread is handing received bytes to the driver
         self._segment_tail = b""  # an incomplete v5 segment (see _whole_segments)
         self.initialize_reactor()
         self._connect_socket()  # TCP, blocking, bounded by connect_timeout (base class)
@@ -333,15 +361,23 @@ class AsyncioTransportConnection(Connection):
         self._send_options_message()  # CQL startup; connected_event waits for READY
         self._flush()  # what was pushed before the transport was ready
 
-    def _bytes_received(self, data: bytes) -> None:
+    def _bytes_received(self, data: "bytes | memoryview") -> None:
+        """Bytes from the peer (valid during this call only) to the driver;
+        what its callbacks pushed meanwhile goes out in one write after."""
         if self._is_checksumming_enabled:
             data = self._whole_segments(data)
             if not data:
                 return
         self._iobuf.write(data)
-        self.process_io_buffer()
+        self._reading = True
+        try:
+            self.process_io_buffer()
+        finally:
+            self._reading = False
+        if self._pending:
+            self._flush()
 
-    def _whole_segments(self, data: bytes) -> bytes:
+    def _whole_segments(self, data: "bytes | memoryview") -> "bytes | memoryview":
         """The complete v5 segments received so far; the rest waits here.
 
         The driver's Connection drops the bytes of a segment header that
@@ -359,7 +395,7 @@ class AsyncioTransportConnection(Connection):
             if end > len(buf):
                 break
             pos = end
-        self._segment_tail = buf[pos:]
+        self._segment_tail = bytes(buf[pos:])  # `data` may be a view of a buffer about to be reused
         return buf[:pos]
 
     def _transport_lost(self, exc: Optional[BaseException]) -> None:
@@ -382,21 +418,24 @@ class AsyncioTransportConnection(Connection):
 
     # -- writing ----------------------------------------------------------------------
     def push(self, data: bytes) -> None:
+        on_loop = threading.current_thread() is self._loop_thread
         with self._pending_lock:
             self._pending.append(data)
-            # On the loop thread (requests sent from response callbacks),
-            # a full batch goes out at once: the node starts on it while we
-            # go on reading, instead of the two taking turns.
-            batch_full = len(self._pending) >= FLUSH_BATCH and self._on_loop_thread()
-            if self._flush_scheduled and not batch_full:
-                return
-            self._flush_scheduled = True
-        if batch_full:
+            if on_loop and len(self._pending) >= FLUSH_BATCH:
+                # A full batch goes out at once: the node starts on it while
+                # we go on reading, instead of the two taking turns.
+                flush_now = True
+            elif self._flush_scheduled or (on_loop and self._reading):
+                return  # a flush is coming: the scheduled one, or the read's own
+            else:
+                flush_now = False
+                self._flush_scheduled = True
+        if flush_now:
             self._guard(self._flush)
             return
         loop = self._loop
         assert loop is not None
-        if self._on_loop_thread():
+        if on_loop:
             loop.call_soon(self._guard, self._flush)
         else:
             loop.call_soon_threadsafe(self._guard, self._flush)
