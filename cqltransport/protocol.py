@@ -27,7 +27,7 @@ import asyncio
 import ipaddress
 import logging
 import ssl
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, cast
 
 if TYPE_CHECKING:  # pragma: no cover
     from .reactor import AsyncioTransportConnection
@@ -198,8 +198,8 @@ class CQLProtocol(asyncio.BufferedProtocol):
         self._guard(self._made, transport)
 
     def _made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport; uvloop's are not asyncio.Transport subclasses.
+        self.transport = transport = cast(asyncio.Transport, transport)
         if not self.connection._attach(self):
             transport.close()  # closed while the transport was being made
             return

@@ -190,6 +190,11 @@ class AsyncioTransportConnection(Connection):
     # The handshake is ours (TLSLayer), so a cached session can be offered.
     supports_tls_session_resumption = True
 
+    # What makes the reactor's loop (called once per loop thread); a subclass
+    # sets its own, as UvloopTransportConnection does (cqltransport/loops.py).
+    # A subclass also gets a loop thread of its own.
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+
     _loop: Optional[asyncio.AbstractEventLoop] = None
     _loop_thread: Optional[threading.Thread] = None
     _timers: Optional[TimerQueue] = None
@@ -224,7 +229,7 @@ class AsyncioTransportConnection(Connection):
             if cls._pid != os.getpid():
                 cls._forget_loop()  # a forked child cannot use its parent's loop thread
             if cls._loop is None or cls._loop.is_closed():
-                loop = asyncio.new_event_loop()
+                loop = cls.loop_factory()
                 loop.set_exception_handler(_loop_exception_handler)
                 started = threading.Event()
 
