@@ -191,6 +191,8 @@ def worker(args: argparse.Namespace) -> None:
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "cpu_us": cpu / args.queries * 1e6,
+        "sys_us": (usage1.ru_stime - usage0.ru_stime) / args.queries * 1e6,
+        "ctx_switches": (usage1.ru_nvcsw + usage1.ru_nivcsw - usage0.ru_nvcsw - usage0.ru_nivcsw) / args.queries,
         "peer_util": peer / wall,
         "gc_runs": sum(garbage.collections) * per,
         "gc_full": garbage.collections[2] * per,

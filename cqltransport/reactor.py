@@ -58,8 +58,11 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 # frames (see push); from other threads, once per loop turn.
 FLUSH_BATCH = 16
 # The timer heap is rid of its cancelled timers when it reaches this size
-# (then twice what stayed).
-COMPACT_AT = 4096
+# (then twice what stayed). Small, so that a finished request's timer dies
+# young: timers kept for thousands of requests outlive the collector's
+# young generations, and their growing count in the oldest one triggers
+# full collections (one per ~8,000 queries at 4096).
+COMPACT_AT = 256
 
 
 class TLSHandshakeTimeout(ConnectionException):
