@@ -15,7 +15,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Type
 
-__all__ = ["ReactorInfo", "REACTORS", "PYOPENSSL_REACTORS", "load_reactor", "available_reactors", "driver_info",
+__all__ = ["ReactorInfo", "REACTORS", "OPT_IN_REACTORS", "PYOPENSSL_REACTORS", "load_reactor", "available_reactors", "driver_info",
            "uses_pyopenssl"]
 
 
@@ -45,6 +45,9 @@ REACTORS: Dict[str, ReactorInfo] = {
         ReactorInfo("transport-uvloop", "cqltransport", "UvloopTransportConnection", needs=("uvloop",)),
     )
 }
+
+# Reactors a matrix runs only when asked for by name (--reactor), under every driver.
+OPT_IN_REACTORS = ("transport-uvloop",)
 
 
 # The reactors that do TLS with pyOpenSSL: their ssl_context must be an

@@ -21,11 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List
 
-from ..reactors import REACTORS
+from ..reactors import OPT_IN_REACTORS, REACTORS
 from .envs import DriverEnv, EnvironmentBuildError, default_cache_dir, ensure_env, parse_driver_spec
 from .progress import Progress
 from .reports import terminal_report, write_reports
-from .runner import plan, run_matrix
+from .runner import plan, reactors_of, run_matrix
 from .scenarios import SCENARIOS, select_scenarios
 
 __all__ = ["DEFAULT_DRIVERS", "add_parser", "run"]
@@ -70,7 +70,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                              "'installed': the driver this Python has (a driver's own checkout, say); "
                              f"repeatable (default: {' '.join(DEFAULT_DRIVERS)})")
     matrix.add_argument("--reactor", action="append", choices=list(REACTORS), default=None,
-                        help="only this reactor, repeatable (default: every reactor each driver has)")
+                        help="only this reactor, repeatable (default: every reactor each driver has; "
+                             "transport-uvloop, cqltransport's on uvloop, runs only when asked for)")
     matrix.add_argument("--scenario", action="append", metavar="GLOB", default=None,
                         help="only scenarios matching this glob, repeatable (--list shows them)")
     matrix.add_argument("--jobs", type=_jobs, default=max(4, 4 * (os.cpu_count() or 1)), metavar="N",
@@ -121,12 +122,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     notes.close()
     for reactor in reactors:
-        if not any(reactor in env.info.reactors for env in envs):
+        if reactor not in OPT_IN_REACTORS and not any(reactor in env.info.reactors for env in envs):
             shipped = "; ".join(f"{env.info.label}: {', '.join(env.info.reactors)}" for env in envs)
             raise MatrixUsageError(f"--reactor {reactor}: no driver asked for has it ({shipped})")
     cells = len(plan(envs, reactors, scenarios))
     print(f"matrix: {cells} cells: {len(scenarios)} scenarios x "
-          + ", ".join(f"{env.info.label} ({', '.join(r for r in env.info.reactors if not reactors or r in reactors)})"
+          + ", ".join(f"{env.info.label} ({', '.join(reactors_of(env, reactors))})"
                       for env in envs)
           + f"; {args.jobs} at a time", file=sys.stderr, flush=True)
     progress = Progress(cells)

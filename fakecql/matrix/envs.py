@@ -4,14 +4,14 @@
 # Strategy: scylla-driver and cassandra-driver both install the `cassandra`
 # package, so each spec gets a venv of its own, built with the interpreter
 # running the matrix: the driver, pyasyncore on Python 3.12+ (asyncore left
-# the standard library), fakecql's own runtime needs (trustme, lz4), and,
-# when the driver ships those reactors, gevent, eventlet and twisted with
-# pyOpenSSL and service_identity (their TLS needs them). fakecql itself is
-# not installed there: workers import it from a folder of links to this
-# very package (and cqltransport), so the code under test and the code
-# testing it are always the same. A venv is reused when its recipe (the
-# packages asked for, Python's version) is unchanged; env.json, written last,
-# marks it complete.
+# the standard library), fakecql's own runtime needs (trustme, lz4; uvloop
+# for transport-uvloop), and, when the driver ships those reactors, gevent,
+# eventlet and twisted with pyOpenSSL and service_identity (their TLS needs
+# them). fakecql itself is not installed there: workers import it from a
+# folder of links to this very package (and cqltransport), so the code under
+# test and the code testing it are always the same. A venv is reused when
+# its recipe (the packages asked for, Python's version) is unchanged;
+# env.json, written last, marks it complete.
 #
 # Rules: a bad spec is a ValueError naming it and what is accepted; a failed
 # build is an EnvironmentBuildError carrying pip's last lines; nothing is
@@ -44,7 +44,7 @@ REACTOR_PACKAGES = {
     "eventletreactor": ["eventlet", "pyOpenSSL", "futurist"],
     "twistedreactor": ["twisted[tls]", "pyOpenSSL", "service_identity"],
 }
-RUNTIME = ["trustme>=1.1", "lz4>=4", "cryptography"]
+RUNTIME = ["trustme>=1.1", "lz4>=4", "cryptography", "uvloop>=0.17"]  # uvloop: --reactor transport-uvloop
 RECIPE_VERSION = 1  # bump to rebuild every cached environment
 
 _SPEC = re.compile(r"^\s*(?P<name>[A-Za-z0-9_.-]+)\s*(?:==\s*(?P<version>[0-9][0-9A-Za-z.+-]*))?\s*$")

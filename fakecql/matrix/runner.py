@@ -33,6 +33,7 @@ import trustme
 
 from ..activity import FaultApplied, HandshakeFailed, ServerException
 from ..node import PasswordAuth
+from ..reactors import OPT_IN_REACTORS
 from ..server import CQLServer
 from ..tls import ClientAuth, TLSConfig
 from .causes import node_saw
@@ -107,13 +108,18 @@ class CellJob:
     scenario: Scenario
 
 
+def reactors_of(env: DriverEnv, reactors: Sequence[str]) -> List[str]:
+    """The reactors a driver's cells run: those asked for (an opt-in one only then), else all it has."""
+    if not reactors:
+        return list(env.info.reactors)
+    return [r for r in env.info.reactors if r in reactors] + [r for r in OPT_IN_REACTORS if r in reactors]
+
+
 def plan(envs: Sequence[DriverEnv], reactors: Sequence[str], scenarios: Sequence[Scenario]) -> List[CellJob]:
     """Every cell: per driver, its reactors (those asked for, if any), every scenario."""
     jobs: List[CellJob] = []
     for env in envs:
-        for reactor in env.info.reactors:
-            if reactors and reactor not in reactors:
-                continue
+        for reactor in reactors_of(env, reactors):
             jobs.extend(CellJob(env, reactor, scenario) for scenario in scenarios)
     return jobs
 

@@ -312,3 +312,32 @@ def test_transport_uvloop_without_uvloop_names_the_package(no_uvloop):
         uvloop_loop()
     load_reactor("transport")  # the asyncio one needs nothing more
 
+
+
+# -- the matrix: transport-uvloop only when asked for ---------------------------------------
+
+def test_the_matrix_runs_transport_uvloop_only_when_asked_for():
+    from pathlib import Path
+
+    from fakecql.matrix.envs import RUNTIME, DriverEnv, DriverSpec
+    from fakecql.matrix.expectations import expected_outcome
+    from fakecql.matrix.records import DriverInfo
+    from fakecql.matrix.runner import plan
+    from fakecql.matrix.scenarios import select_scenarios
+
+    env = DriverEnv(DriverSpec("scylla-driver", "3.29.12"), Path("/nonexistent"),
+                    DriverInfo("scylla-driver==3.29.12", "scylla-driver", "3.29.12", "3.11.7",
+                               ("asyncio", "libev", "transport")))
+    scenarios = select_scenarios(["plain_*"])
+
+    def columns(reactors: List[str]) -> List[str]:
+        return list(dict.fromkeys(job.reactor for job in plan([env], reactors, scenarios)))
+
+    assert columns([]) == ["asyncio", "libev", "transport"]  # not a default reactor
+    assert columns(["transport-uvloop"]) == ["transport-uvloop"]
+    assert columns(["transport", "transport-uvloop"]) == ["transport", "transport-uvloop"]
+    assert any(p.startswith("uvloop") for p in RUNTIME)  # every driver environment can run it
+    # What cqltransport passes, it passes on uvloop too.
+    for name in ("fault_split_records_v5", "test_cannot_connect_ssl_context_with_invalid_hostname"):
+        assert expected_outcome("scylla-driver", "3.29.12", "transport-uvloop", name)[0] == "pass"
+        assert expected_outcome("scylla-driver", "3.29.12", "libev", name)[0] == "xfail"  # the control
