@@ -40,7 +40,6 @@ class Recorder:
     def __init__(self, upstream: Tuple[str, int]) -> None:
         self.upstream = upstream
         self.answers: Dict[bytes, bytes] = {}
-        self.forwarded = 0
 
 
 def _read_frame(sock: socket.socket, buf: bytearray) -> bytes:
@@ -73,7 +72,6 @@ class ClientConnection:
             self.upstream = socket.create_connection(self.recorder.upstream, timeout=30)
             self.upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.upstream.sendall(request)
-        self.recorder.forwarded += 1
         stream = request[2:4]
         frames = []
         while True:
