@@ -300,8 +300,9 @@ def known_reactors(names: Sequence[str]) -> Tuple[List[str], Dict[str, str]]:
 def collect(queries: int = 20000, concurrencies: Sequence[int] = (1, 16, 128), rounds: int = 3,
             reactors: Sequence[str] = ALL_REACTORS, transports: Sequence[str] = ("tls", "plain"),
             peer_kind: str = "canned", verbose: bool = False) -> Dict[str, Any]:
-    """Run the measurements; the Markdown report, and the throughput ratios
-    transport/other at TLS 1.3, C = max (for run_all's summary)."""
+    """Run the measurements; the Markdown report, the throughput ratios
+    transport/other at TLS 1.3, C = max, and the medians of every
+    (transport, C, reactor) cell (for run_all's summary)."""
     usable, unusable = known_reactors(reactors)
     lines = [f"# Reactor throughput\n\n{machine()}\n"]
     for name, reason in unusable.items():
@@ -375,7 +376,9 @@ def collect(queries: int = 20000, concurrencies: Sequence[int] = (1, 16, 128), r
         for other in usable:
             if other != "transport":
                 ratios[other] = mid(("tls", top, "transport"), "qps") / mid(("tls", top, other), "qps")
-    return {"report": "\n".join(lines), "ratios": ratios, "C": max(concurrencies)}
+    medians = {key: {field: mid(key, field) for field in ("qps", "cpu_us", "gc_runs", "gc_collected")}
+               for key in samples}
+    return {"report": "\n".join(lines), "ratios": ratios, "C": max(concurrencies), "medians": medians}
 
 
 def profile(reactor: str, tls: bool, queries: int, concurrency: int, peer_kind: str, lines: int) -> None:
