@@ -102,6 +102,19 @@ class FrameReceived(Entry):
     values: Tuple[BoundValue, ...] = field(default=(), compare=False)  # decoded where the types are known
     statements: Tuple[LoggedStatement, ...] = field(default=(), compare=False)  # a BATCH's
 
+    @classmethod
+    def copy_of(cls, entry: "FrameReceived", *, stream: int, length: int) -> "FrameReceived":
+        """`entry` again, received now on `stream`: the node's hot path logs a
+        repeated request this way (no field is recomputed; values are shared,
+        being immutable)."""
+        copy = object.__new__(cls)
+        fields = copy.__dict__
+        fields.update(entry.__dict__)
+        fields["stream"] = stream
+        fields["length"] = length
+        fields["at"] = time.monotonic()
+        return copy
+
     @property
     def budget(self) -> int:
         """What the log's text bound counts for it: query text plus bound values' bytes."""

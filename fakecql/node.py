@@ -376,6 +376,10 @@ class NodeSession:
         # SUPPORTED options of this connection only, over the node's (a Scylla
         # node tells each connection its own shard: fakecql/shards.py).
         self.own_supported: Dict[str, List[str]] = {}
+        # EXECUTE answers that can be given again (see _execute): id of the
+        # request -> (request, version, what the answer depended on, answer).
+        self._answers: Dict[int, Tuple[Execute, int, Tuple[Any, ...], Response]] = {}
+        self._answer_table: Optional[Tuple[str, str]] = None  # set by _select when its answer may be reused
 
     # Each handler returns exactly one response for its request.
     def handle(self, request: Request, version: int, stream: int) -> Response:
@@ -671,6 +675,9 @@ class NodeSession:
         skip_metadata: bool,
     ) -> Response:
         keyspace, table, output = self._select_output(statement, normalized, default_keyspace)
+        if table.derived or (keyspace == "system" and table.name == "local"):
+            # Rows made from the schema and the node's identity, which _answer_depends_on covers.
+            self._answer_table = (keyspace, table.name)
         start = _paging_offset(params.paging_state)
         rows = self.node.rows_of(keyspace, table)
         if statement.where:
@@ -833,7 +840,22 @@ class NodeSession:
         )
 
     def _execute(self, request: Execute, version: int) -> Response:
-        prepared = self.node.prepared(request.query_id)
+        prepared = self.node.prepared(request.query_id)  # every time: an EXECUTE keeps it in the LRU
+        if prepared is not None:
+            reused = self._answers.get(id(request))
+            if reused is not None and reused[0] is request and reused[1] == version:
+                if reused[2] == self._answer_depends_on(prepared, reused[2][0]):
+                    return reused[3]
+            self._answer_table = None
+            answer = self._query(prepared.query, request.parameters, version, prepared=prepared,
+                                 statement_id=request.query_id)
+            if self._answer_table is not None:
+                depends_on = self._answer_depends_on(prepared, self._answer_table)
+                if not depends_on[-2] and not depends_on[-1]:  # no priming, no row source
+                    if len(self._answers) >= _REUSED_ANSWERS:
+                        self._answers.clear()
+                    self._answers[id(request)] = (request, version, depends_on, answer)
+            return answer
         if prepared is None:
             return Error(
                 code=ErrorCode.UNPREPARED,
@@ -844,6 +866,22 @@ class NodeSession:
             )
         return self._query(prepared.query, request.parameters, version, prepared=prepared,
                            statement_id=request.query_id)
+
+    def _answer_depends_on(self, prepared: _Prepared, table: Optional[Tuple[str, str]]) -> Tuple[Any, ...]:
+        """What an EXECUTE's reusable answer depends on besides its own bytes.
+
+        Only answers read from tables no one writes to behind the node's back
+        are reused (system.local, the schema tables: see _select), and only
+        while no priming exists (a priming may match by a predicate, count,
+        expect): the same request on the same state gets the same answer. A
+        changed element here (the prepared statement evicted or re-prepared,
+        a schema change, the node's identity or address, its limits, the
+        connection's keyspace, a row source for the table, any priming) means
+        the request is answered afresh."""
+        node = self.node
+        primed = not node.priming_book.empty or any(not book.empty for book in node._priming_sources)
+        return (table, prepared, node.schema.changes, node.identity, node.address, node.port, node.limits,
+                self.keyspace, primed, table in node.row_sources)
 
     def _batch(self, request: Batch, version: int) -> Response:
         # Looked up once: another connection's PREPARE may evict them meanwhile.
@@ -1022,6 +1060,7 @@ def _order_key(cql_type: CqlType, value: Any) -> Any:
 
 _PREPARED_OVERHEAD = 256  # bytes counted per prepared statement beside its text
 _SHOWN_QUERY = 1000  # characters of a query text an incident keeps
+_REUSED_ANSWERS = 256  # EXECUTE answers a connection keeps for reuse (all dropped when full)
 
 
 def _over_limit(text: str, limit: int) -> bool:

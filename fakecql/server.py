@@ -96,6 +96,9 @@ ANSWER_BYTES_PER_TURN = 64 * 1024
 # until it holds half as much.
 WIRE_QUEUE_BOUND = 256 * 1024
 
+# EXECUTEs whose frame-log entry a connection keeps to copy (all dropped when full).
+DESCRIBED_KEPT = 256
+
 # A failure message shows this much of an incident's query text.
 QUERY_SHOWN = 500
 
@@ -192,6 +195,8 @@ class _Connection(asyncio.Protocol):
         self._paused_by_fault = False
         self._close_after_turn = False  # a fault asked to close once this turn's answers are sent
         self._handshake_started = False  # TLS bytes came in before the handshake completed
+        # id(EXECUTE) -> (it, its prepared statement, keyspace, version, its logged entry): see _log_frame.
+        self._described: Dict[int, Tuple[Any, Any, Optional[str], int, FrameReceived]] = {}
 
     @property
     def faults(self) -> List[Fault]:
@@ -526,6 +531,25 @@ class _Connection(asyncio.Protocol):
         if not self.server.record_frames:
             return
         message = event.message
+        if isinstance(message, Execute):
+            # The same EXECUTE on the same prepared statement and keyspace logs the
+            # same fields: described once, each entry then a copy with its own stream.
+            prepared = self.server.node.prepared(message.query_id)
+            known = self._described.get(id(message))
+            if (known is not None and known[0] is message and known[1] is prepared
+                    and known[2] == self.session.keyspace and known[3] == event.version):
+                self.activity.add(FrameReceived.copy_of(known[4], stream=event.stream, length=event.length))
+                return
+            entry = self._frame_entry(event)
+            if len(self._described) >= DESCRIBED_KEPT:
+                self._described.clear()
+            self._described[id(message)] = (message, prepared, self.session.keyspace, event.version, entry)
+            self.activity.add(entry)
+            return
+        self.activity.add(self._frame_entry(event))
+
+    def _frame_entry(self, event: RequestReceived) -> FrameReceived:
+        message = event.message
         query = None
         if isinstance(message, Query):
             query = message.query
@@ -536,14 +560,14 @@ class _Connection(asyncio.Protocol):
             query = "BATCH"
         elif isinstance(message, Prepare):
             query = message.query
-        self.activity.add(FrameReceived(
+        return FrameReceived(
             self.number, version=event.version, stream=event.stream, opcode=message.opcode.name,
             length=event.length, query=query,
             startup_options=dict(message.options) if isinstance(message, Startup) else None,
             shard=self.shard,
             node=f"{self.server.host}:{self.server.port}",
             **requestlog.describe(message, self.server.node, self.session.keyspace),
-        ))
+        )
 
     def _respond(self, event: RequestReceived, response: Response, stream: Optional[int] = None) -> bytes:
         if isinstance(response, DeferredAnswer):

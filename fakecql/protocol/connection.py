@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import uuid
 
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError, UnsupportedVersionError
@@ -32,12 +32,23 @@ from .frames import (
     encode_segments,
     incomplete_envelope,
 )
-from .messages import Authenticate, Error, Ready, Request, Response, decode_message
+from .messages import Authenticate, Error, Ready, Request, Response, RowsResult, decode_message
 from .wire import Reader, Writer
 
 __all__ = ["ServerConnection", "RequestReceived", "ProtocolViolation", "UndecodedRequest", "ConnectionEvent"]
 
 DEFAULT_VERSIONS = (3, 4, 5)
+
+# Requests decoded once per distinct frame: a client repeating the same
+# request (the same EXECUTE, say) gets the message decoded and validated the
+# first time. Only small uncompressed bodies without a custom payload are
+# kept, at most this many per connection (all dropped when full).
+DECODED_BODY_MAX = 1024
+DECODED_KEPT = 256
+# Rows encoded once per message object: the node gives the same frozen
+# RowsResult again for a repeated request (node.py), and its body is the
+# same bytes; at most this many per connection (all dropped when full).
+ENCODED_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,10 @@ class ServerConnection:
         self._segments: Optional[SegmentReader] = None
         self.compressor: Optional[Lz4] = None  # in force, both ways
         self._negotiated: Optional[Lz4] = None  # agreed in STARTUP, in force after READY/AUTHENTICATE
+        # (version, flags, opcode, body) -> the message decoded from it (DECODED_KEPT).
+        self._decoded: Dict[Tuple[int, int, int, bytes], Request] = {}
+        # id(message) -> (message, version, body) (ENCODED_KEPT).
+        self._encoded: Dict[int, Tuple[RowsResult, int, bytes]] = {}
 
     @property
     def pending_input(self) -> int:
@@ -245,13 +260,25 @@ class ServerConnection:
                     fatal=False,
                 )
             )
+        plain = not compressed and not header.flags & FrameFlag.CUSTOM_PAYLOAD
+        if plain and header.length <= DECODED_BODY_MAX:
+            key = (header.version, header.flags, header.opcode, body)
+            message = self._decoded.get(key)
+            if message is not None:
+                return RequestReceived(stream=header.stream, version=header.version, message=message,
+                                       tracing=bool(header.flags & FrameFlag.TRACING), length=header.length)
         request = UndecodedRequest(
             header=header, body=body, compressor=self.compressor if compressed else None,
             max_body=self.max_frame_body,
         )
         if self.decode_later_over is not None and header.length > self.decode_later_over:
             return request
-        return request.decode()
+        event = request.decode()
+        if plain and header.length <= DECODED_BODY_MAX and isinstance(event, RequestReceived):
+            if len(self._decoded) >= DECODED_KEPT:
+                self._decoded.clear()
+            self._decoded[(header.version, header.flags, header.opcode, body)] = event.message
+        return event
 
     # -- output ----------------------------------------------------------------
     def send(
@@ -281,7 +308,10 @@ class ServerConnection:
         if custom_payload is not None:
             flags |= FrameFlag.CUSTOM_PAYLOAD
             prefix.bytes_map(custom_payload, "custom payload")
-        body = prefix.getvalue() + message.encode_body(version)
+        if not flags and isinstance(message, RowsResult):
+            body = self._encode_body(message, version)
+        else:
+            body = prefix.getvalue() + message.encode_body(version)
         if self.compressor is not None and version < 5:
             flags |= FrameFlag.COMPRESSION
             body = self.compressor.compress_body(body)
@@ -294,6 +324,17 @@ class ServerConnection:
             if version >= 5:
                 self._switch_to_segments()
         return frame
+
+    def _encode_body(self, message: RowsResult, version: int) -> bytes:
+        """`message`'s body, encoded once per message object and version (messages are frozen)."""
+        known = self._encoded.get(id(message))
+        if known is not None and known[0] is message and known[1] == version:
+            return known[2]
+        body = message.encode_body(version)
+        if len(self._encoded) >= ENCODED_KEPT:
+            self._encoded.clear()
+        self._encoded[id(message)] = (message, version, body)
+        return body
 
     def error_frame(self, violation: ProtocolViolation) -> bytes:
         """The ERROR frame that answers `violation`, in a version the client reads."""
