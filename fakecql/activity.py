@@ -118,11 +118,15 @@ class FrameReceived(Entry):
     @property
     def budget(self) -> int:
         """What the log's text bound counts for it: query text plus bound values' bytes."""
+        known = self.__dict__.get("_budget")  # computed once: the fields never change (copies share it)
+        if known is not None:
+            return known  # type: ignore[no-any-return]
         size = len(self.query) if self.query else 0
         if self.values:
             size += sum(v.size for v in self.values)
         if self.statements:
             size += sum(s.budget for s in self.statements)
+        self.__dict__["_budget"] = size
         return size
 
 
@@ -199,7 +203,7 @@ _TEXT_HOLDERS = (FrameReceived, UnexpectedRequest)  # the entries whose `query` 
 
 def _text_size(entry: Entry) -> int:
     """Characters of query text `entry` holds, and bytes of its bound values (what the text bound counts)."""
-    if isinstance(entry, FrameReceived):
+    if type(entry) is FrameReceived or isinstance(entry, FrameReceived):
         return entry.budget
     if isinstance(entry, UnexpectedRequest):
         return len(entry.query) if entry.query else 0

@@ -342,6 +342,10 @@ class Node:
         """The statement prepared under this id; None if never prepared or evicted since."""
         return self._prepared.get(query_id)
 
+    def peek_prepared(self, query_id: bytes) -> Optional[_Prepared]:
+        """prepared(), not counted as a use of the statement (for logging)."""
+        return self._prepared.peek(query_id)
+
     def forget_prepared(self) -> None:
         """Drop every prepared statement, as a restarted node has (an EXECUTE gets UNPREPARED)."""
         self._prepared.clear()

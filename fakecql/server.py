@@ -195,8 +195,8 @@ class _Connection(asyncio.Protocol):
         self._paused_by_fault = False
         self._close_after_turn = False  # a fault asked to close once this turn's answers are sent
         self._handshake_started = False  # TLS bytes came in before the handshake completed
-        # id(EXECUTE) -> (it, its prepared statement, keyspace, version, its logged entry): see _log_frame.
-        self._described: Dict[int, Tuple[Any, Any, Optional[str], int, FrameReceived]] = {}
+        # id(EXECUTE) -> (it, its prepared statement, keyspace, version, limits, its logged entry): see _log_frame.
+        self._described: Dict[int, Tuple[Any, Any, Optional[str], int, Limits, FrameReceived]] = {}
 
     @property
     def faults(self) -> List[Fault]:
@@ -534,16 +534,17 @@ class _Connection(asyncio.Protocol):
         if isinstance(message, Execute):
             # The same EXECUTE on the same prepared statement and keyspace logs the
             # same fields: described once, each entry then a copy with its own stream.
-            prepared = self.server.node.prepared(message.query_id)
+            prepared = self.server.node.peek_prepared(message.query_id)
             known = self._described.get(id(message))
+            node = self.server.node
             if (known is not None and known[0] is message and known[1] is prepared
-                    and known[2] == self.session.keyspace and known[3] == event.version):
-                self.activity.add(FrameReceived.copy_of(known[4], stream=event.stream, length=event.length))
+                    and known[2] == self.session.keyspace and known[3] == event.version and known[4] is node.limits):
+                self.activity.add(FrameReceived.copy_of(known[5], stream=event.stream, length=event.length))
                 return
             entry = self._frame_entry(event)
             if len(self._described) >= DESCRIBED_KEPT:
                 self._described.clear()
-            self._described[id(message)] = (message, prepared, self.session.keyspace, event.version, entry)
+            self._described[id(message)] = (message, prepared, self.session.keyspace, event.version, node.limits, entry)
             self.activity.add(entry)
             return
         self.activity.add(self._frame_entry(event))

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import struct
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import uuid
 
@@ -24,6 +25,7 @@ from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError, Unsuppor
 from .compression import COMPRESSORS, Lz4
 from .frames import (
     MAX_FRAME_BODY,
+    RESPONSE_BIT,
     FrameFlag,
     FrameHeader,
     FrameReader,
@@ -49,6 +51,13 @@ DECODED_KEPT = 256
 # RowsResult again for a repeated request (node.py), and its body is the
 # same bytes; at most this many per connection (all dropped when full).
 ENCODED_KEPT = 256
+
+_RESPONSE_HEADER = struct.Struct(">BBhBi")
+
+# The frame flags as plain ints, for the per-frame checks.
+_COMPRESSION = int(FrameFlag.COMPRESSION)
+_TRACING = int(FrameFlag.TRACING)
+_CUSTOM_PAYLOAD = int(FrameFlag.CUSTOM_PAYLOAD)
 
 
 @dataclass(frozen=True)
@@ -201,13 +210,13 @@ class ServerConnection:
     def _read_frames(self, events: List[ConnectionEvent]) -> None:
         while not self.broken:
             try:
-                frame = self._frames.next_frame()
+                frame = self._frames.next_raw()
             except RemoteProtocolError as exc:
                 events.append(self._violation(exc))
                 continue
             if frame is None:
                 return
-            events.append(self._accept(frame.header, frame.body))
+            events.append(self._accept(*frame))
 
     def _check_self_contained(self, payload: bytes) -> None:
         if self._frames.mid_frame:
@@ -236,48 +245,49 @@ class ServerConnection:
             self.broken = True
         return ProtocolViolation(error=exc, stream=exc.stream, version=version, fatal=exc.fatal)
 
-    def _accept(self, header: FrameHeader, body: bytes) -> ConnectionEvent:
+    def _accept(self, version: int, flags: int, stream: int, opcode: int, body: bytes) -> ConnectionEvent:
         """Check a frame against the connection's state, then decode it (now, or later if large)."""
         if self.version is None:
-            self.version = header.version
-        elif header.version != self.version:
+            self.version = version
+        elif version != self.version:
             return self._violation(
                 RemoteProtocolError(
-                    f"invalid message version: got v{header.version} but previous messages "
+                    f"invalid message version: got v{version} but previous messages "
                     f"on this connection had version v{self.version}",
-                    stream=header.stream,
+                    stream=stream,
                 )
             )
         # v5 compresses segments, not envelopes: its envelope flag is
         # "deprecated and ignored" (v5 spec 2.4.1.2).
-        compressed = bool(header.flags & FrameFlag.COMPRESSION) and header.version < 5
+        compressed = bool(flags & _COMPRESSION) and version < 5
         if compressed and self.compressor is None:
             return self._violation(
                 RemoteProtocolError(
-                    f"frame on stream {header.stream} has the compression flag set, but no "
+                    f"frame on stream {stream} has the compression flag set, but no "
                     f"compression was negotiated in STARTUP",
-                    stream=header.stream,
+                    stream=stream,
                     fatal=False,
                 )
             )
-        plain = not compressed and not header.flags & FrameFlag.CUSTOM_PAYLOAD
-        if plain and header.length <= DECODED_BODY_MAX:
-            key = (header.version, header.flags, header.opcode, body)
+        length = len(body)
+        remembered = not compressed and not flags & _CUSTOM_PAYLOAD and length <= DECODED_BODY_MAX
+        if remembered:
+            key = (version, flags, opcode, body)
             message = self._decoded.get(key)
             if message is not None:
-                return RequestReceived(stream=header.stream, version=header.version, message=message,
-                                       tracing=bool(header.flags & FrameFlag.TRACING), length=header.length)
+                return RequestReceived(stream, version, message, bool(flags & _TRACING), None, length)
         request = UndecodedRequest(
-            header=header, body=body, compressor=self.compressor if compressed else None,
+            header=FrameHeader(version, flags, stream, opcode, length),
+            body=body, compressor=self.compressor if compressed else None,
             max_body=self.max_frame_body,
         )
-        if self.decode_later_over is not None and header.length > self.decode_later_over:
+        if self.decode_later_over is not None and length > self.decode_later_over:
             return request
         event = request.decode()
-        if plain and header.length <= DECODED_BODY_MAX and isinstance(event, RequestReceived):
+        if remembered and isinstance(event, RequestReceived):
             if len(self._decoded) >= DECODED_KEPT:
                 self._decoded.clear()
-            self._decoded[(header.version, header.flags, header.opcode, body)] = event.message
+            self._decoded[key] = event.message
         return event
 
     # -- output ----------------------------------------------------------------
@@ -293,6 +303,14 @@ class ServerConnection:
     ) -> bytes:
         """Encode `message` as the answer on `stream` (-1 for events)."""
         version = version or self.version or self.versions[-1]
+        if (type(message) is RowsResult and tracing_id is None and not warnings and custom_payload is None
+                and self.compressor is None and not self.segments):
+            # The hot path: rows, plain frames, body encoded once per message object.
+            body = self._encode_body(message, version)
+            try:
+                return _RESPONSE_HEADER.pack(version | RESPONSE_BIT, 0, stream, message.opcode, len(body)) + body
+            except struct.error:
+                pass  # out of range: the general path below says what is wrong
         flags = 0
         prefix = Writer()
         if tracing_id is not None:
@@ -308,10 +326,7 @@ class ServerConnection:
         if custom_payload is not None:
             flags |= FrameFlag.CUSTOM_PAYLOAD
             prefix.bytes_map(custom_payload, "custom payload")
-        if not flags and isinstance(message, RowsResult):
-            body = self._encode_body(message, version)
-        else:
-            body = prefix.getvalue() + message.encode_body(version)
+        body = prefix.getvalue() + message.encode_body(version)
         if self.compressor is not None and version < 5:
             flags |= FrameFlag.COMPRESSION
             body = self.compressor.compress_body(body)
