@@ -103,7 +103,7 @@ class FrameReceived(Entry):
     statements: Tuple[LoggedStatement, ...] = field(default=(), compare=False)  # a BATCH's
 
     @classmethod
-    def copy_of(cls, entry: "FrameReceived", *, stream: int, length: int) -> "FrameReceived":
+    def copy_of(cls, entry: "FrameReceived", *, stream: int, length: int, at: Optional[float] = None) -> "FrameReceived":
         """`entry` again, received now on `stream`: the node's hot path logs a
         repeated request this way (no field is recomputed; values are shared,
         being immutable)."""
@@ -112,7 +112,7 @@ class FrameReceived(Entry):
         fields.update(entry.__dict__)
         fields["stream"] = stream
         fields["length"] = length
-        fields["at"] = time.monotonic()
+        fields["at"] = time.monotonic() if at is None else at
         return copy
 
     @property
@@ -201,8 +201,20 @@ Subscriber = Callable[[Entry], None]
 _TEXT_HOLDERS = (FrameReceived, UnexpectedRequest)  # the entries whose `query` the text bound counts
 
 
-def _text_size(entry: Entry) -> int:
+# A FrameReceived logged again (ActivityLog.add_repeat): the entry, stream, length, time.
+_Repeat = Tuple["FrameReceived", int, int, float]
+
+
+def _made(ring: "Deque[Union[Entry, _Repeat]]") -> List[Entry]:
+    """The ring's entries, each repeat made a FrameReceived of its own."""
+    return [e if type(e) is not tuple else FrameReceived.copy_of(e[0], stream=e[1], length=e[2], at=e[3])
+            for e in ring]
+
+
+def _text_size(entry: Union[Entry, _Repeat]) -> int:
     """Characters of query text `entry` holds, and bytes of its bound values (what the text bound counts)."""
+    if type(entry) is tuple:
+        return entry[0].budget  # type: ignore[no-any-return]
     if type(entry) is FrameReceived or isinstance(entry, FrameReceived):
         return entry.budget
     if isinstance(entry, UnexpectedRequest):
@@ -266,7 +278,7 @@ class ActivityLog:
         self._reset()
 
     def _reset(self) -> None:
-        self._ring: Deque[Entry] = deque(maxlen=self.max_entries)
+        self._ring: Deque[Union[Entry, _Repeat]] = deque(maxlen=self.max_entries)  # see add_repeat
         self._text = 0  # query text the ring holds
         self._untaken: Deque[Incident] = deque()  # incidents the test has not taken
         self._untaken_text = 0
@@ -297,7 +309,8 @@ class ActivityLog:
             self._deliver(entry)
 
     def _append(self, entry: Entry) -> None:
-        size = _text_size(entry)
+        frame = type(entry) is FrameReceived  # the common entry, one per request: fewer checks
+        size = entry.budget if frame else _text_size(entry)  # type: ignore[attr-defined]
         with self._lock:
             self._added += 1
             ring = self._ring
@@ -310,13 +323,52 @@ class ActivityLog:
             self._text += size
             if self.max_text_bytes is not None and self._text > self.max_text_bytes:
                 self._evict_text()
-            if isinstance(entry, Incident):
+            if frame:
+                pass
+            elif isinstance(entry, Incident):
                 self._add_incident(entry, size)
             elif isinstance(entry, ConnectionOpened):
                 self._connections += 1
             if self._waiters:
                 for waiter in self._waiters:
                     waiter.append(entry)
+                self._condition.notify_all()
+
+    def add_repeat(self, entry: "FrameReceived", stream: int, length: int, *, count: Optional[str] = None) -> None:
+        """Add `entry` again, received now on `stream` with a body of `length`
+        bytes (FrameReceived.copy_of): the node's hot path for a repeated
+        request. The ring keeps (entry, stream, length, at) and makes the
+        FrameReceived when read; with a subscriber or a waiter it is made now.
+        `count`: also count_request(count), under the same lock."""
+        at = time.monotonic()
+        if self._subscribers or self._waiters:
+            if count is not None:
+                self.count_request(count)
+            self.add(FrameReceived.copy_of(entry, stream=stream, length=length, at=at))
+            return
+        size = entry.budget
+        with self._lock:
+            if count is not None:
+                requests = self._requests
+                requests[count] = requests.get(count, 0) + 1
+            if self._waiters:  # came meanwhile: it needs the entry itself
+                repeat: Union[Entry, _Repeat] = FrameReceived.copy_of(entry, stream=stream, length=length, at=at)
+            else:
+                repeat = (entry, stream, length, at)
+            self._added += 1
+            ring = self._ring
+            if len(ring) == ring.maxlen:  # full: append() drops the oldest, count it
+                dropped = _text_size(ring[0])
+                self._text -= dropped
+                self._dropped += 1
+                self._text_dropped += dropped
+            ring.append(repeat)
+            self._text += size
+            if self.max_text_bytes is not None and self._text > self.max_text_bytes:
+                self._evict_text()
+            if self._waiters:
+                for waiter in self._waiters:
+                    waiter.append(repeat)  # type: ignore[arg-type]
                 self._condition.notify_all()
 
     def count_request(self, opcode: str) -> None:
@@ -390,7 +442,7 @@ class ActivityLog:
     def entries(self) -> List[Entry]:
         """The entries the log still holds, oldest first."""
         with self._condition:
-            return list(self._ring)
+            return _made(self._ring)
 
     def of_type(self, kind: Type[E]) -> List[E]:
         return [e for e in self.entries if isinstance(e, kind)]
@@ -484,7 +536,7 @@ class ActivityLog:
         deadline = time.monotonic() + timeout
         arrived: List[Entry] = []
         with self._condition:
-            batch = list(self._ring)
+            batch = _made(self._ring)
             self._waiters.append(arrived)
         try:
             while True:
@@ -497,7 +549,7 @@ class ActivityLog:
                         if left <= 0:
                             raise TimeoutError(
                                 f"no matching activity within {timeout} s; the log holds {len(self._ring)} "
-                                f"entries ({self._dropped} dropped), the last: {list(self._ring)[-5:]!r}"
+                                f"entries ({self._dropped} dropped), the last: {_made(self._ring)[-5:]!r}"
                             )
                         self._condition.wait(left)
                     batch = arrived[:]

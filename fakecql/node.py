@@ -387,6 +387,11 @@ class NodeSession:
 
     # Each handler returns exactly one response for its request.
     def handle(self, request: Request, version: int, stream: int) -> Response:
+        if type(request) is Execute and self.authenticated and self.started:  # the hot path, first
+            try:
+                return self._execute(request, version)
+            except _InvalidRequest as exc:
+                return self._invalid(exc, stream)
         if isinstance(request, Options):
             if self.own_supported:
                 return Supported(options={**self.node.supported, **self.own_supported})
@@ -415,10 +420,13 @@ class NodeSession:
             if isinstance(request, Batch):
                 return self._batch(request, version)
         except _InvalidRequest as exc:
-            if exc.code == ErrorCode.PROTOCOL_ERROR:
-                return self._protocol_error(stream, str(exc))
-            return Error(code=exc.code, message=str(exc))
+            return self._invalid(exc, stream)
         return self._protocol_error(stream, f"Unexpected message {request.opcode.name}")
+
+    def _invalid(self, exc: "_InvalidRequest", stream: int) -> Error:
+        if exc.code == ErrorCode.PROTOCOL_ERROR:
+            return self._protocol_error(stream, str(exc))
+        return Error(code=exc.code, message=str(exc))
 
     def _protocol_error(self, stream: int, message: str) -> Error:
         self.node.activity.add(
@@ -883,7 +891,8 @@ class NodeSession:
         connection's keyspace, a row source for the table, any priming) means
         the request is answered afresh."""
         node = self.node
-        primed = not node.priming_book.empty or any(not book.empty for book in node._priming_sources)
+        primed = not node.priming_book.empty or (
+            bool(node._priming_sources) and any(not book.empty for book in node._priming_sources))
         return (table, prepared, node.schema.changes, node.identity, node.address, node.port, node.limits,
                 self.keyspace, primed, table in node.row_sources)
 

@@ -75,6 +75,7 @@ from .protocol.connection import (
     UndecodedRequest,
 )
 from .protocol.errors import FakeCQLError, UnsupportedVersionError
+from .protocol.frames import Opcode
 from .protocol.messages import Batch, Event, Execute, Prepare, Query, Response, Startup
 from .shards import ShardAssigner, Sharding
 from .tls import TLSConfig, TLSEngine, TLSHandshakeError
@@ -95,6 +96,9 @@ ANSWER_BYTES_PER_TURN = 64 * 1024
 # windows would on a slow path: the node stops reading ("in") or answering ("out")
 # until it holds half as much.
 WIRE_QUEUE_BOUND = 256 * 1024
+
+# Opcode -> its name, without Enum's name property on every request.
+_OPCODE_NAMES: Dict[int, str] = {opcode: opcode.name for opcode in Opcode}
 
 # EXECUTEs whose frame-log entry a connection keeps to copy (all dropped when full).
 DESCRIBED_KEPT = 256
@@ -468,7 +472,16 @@ class _Connection(asyncio.Protocol):
 
     def _answer(self, event: RequestReceived) -> Optional[bytes]:
         message = event.message
-        go_on, request = self._faults_decide(message.opcode.name, event.stream, message)
+        if type(message) is Execute and self.server.record_frames and not self._faults_version_changed():
+            if not self._faults:
+                entry = self._repeated_entry(message, event.version)
+                if entry is not None:
+                    # The hot path: a repeated EXECUTE, no fault to consult: counted and
+                    # logged at once, then answered as below.
+                    self.requests += 1
+                    self.activity.add_repeat(entry, event.stream, event.length, count="EXECUTE")
+                    return self._respond(event, self.session.handle(message, event.version, event.stream))
+        go_on, request = self._faults_decide(_OPCODE_NAMES[message.opcode], event.stream, message)
         if self.closing:
             return None
         self._log_frame(event)
@@ -485,7 +498,8 @@ class _Connection(asyncio.Protocol):
         Request they decided on, None when no fault looked)."""
         self.requests += 1
         self.activity.count_request(opcode)
-        faults = self.faults
+        plan = self.server.faults
+        faults = self._faults if plan.version == self._faults_version else self.faults
         if not faults:
             return True, None
         request = Request(opcode, self.requests, stream, lambda: _query_of(message, self.server.node),
@@ -534,13 +548,12 @@ class _Connection(asyncio.Protocol):
         if isinstance(message, Execute):
             # The same EXECUTE on the same prepared statement and keyspace logs the
             # same fields: described once, each entry then a copy with its own stream.
-            prepared = self.server.node.peek_prepared(message.query_id)
-            known = self._described.get(id(message))
-            node = self.server.node
-            if (known is not None and known[0] is message and known[1] is prepared
-                    and known[2] == self.session.keyspace and known[3] == event.version and known[4] is node.limits):
-                self.activity.add(FrameReceived.copy_of(known[5], stream=event.stream, length=event.length))
+            known = self._repeated_entry(message, event.version)
+            if known is not None:
+                self.activity.add_repeat(known, event.stream, event.length)
                 return
+            node = self.server.node
+            prepared = node.peek_prepared(message.query_id)
             entry = self._frame_entry(event)
             if len(self._described) >= DESCRIBED_KEPT:
                 self._described.clear()
@@ -548,6 +561,20 @@ class _Connection(asyncio.Protocol):
             self.activity.add(entry)
             return
         self.activity.add(self._frame_entry(event))
+
+    def _faults_version_changed(self) -> bool:
+        return self.server.faults.version != self._faults_version
+
+    def _repeated_entry(self, message: Execute, version: int) -> Optional[FrameReceived]:
+        """The frame-log entry this EXECUTE had last time, if it would log the same now."""
+        known = self._described.get(id(message))
+        if known is None or known[0] is not message:
+            return None
+        node = self.server.node
+        if (known[1] is node.peek_prepared(message.query_id) and known[2] == self.session.keyspace
+                and known[3] == version and known[4] is node.limits):
+            return known[5]
+        return None
 
     def _frame_entry(self, event: RequestReceived) -> FrameReceived:
         message = event.message
