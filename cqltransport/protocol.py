@@ -20,7 +20,7 @@ import asyncio
 import ipaddress
 import logging
 import ssl
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, cast
 
 if TYPE_CHECKING:  # pragma: no cover
     from .reactor import AsyncioTransportConnection
@@ -161,6 +161,12 @@ class CQLProtocol(asyncio.Protocol):
         self.transport: Optional[asyncio.Transport] = None
         self.ready = False  # TLS (if any) done: CQL bytes may flow
         self._lost = False
+        # Closing waits until create_connection has returned (set_up): on uvloop a
+        # transport closed from connection_made is closed before create_connection
+        # attaches the socket object to it, and that object later closes its fd
+        # number again, another socket's by then (the path of MagicStack/uvloop#645).
+        self._set_up = False
+        self._close_when_set_up: Optional[str] = None  # "close" or "abort"
 
     # Every asyncio callback goes through _guard: an exception ends the connection.
     def _guard(self, callback: Callable[..., None], *args: Any) -> None:
@@ -175,10 +181,10 @@ class CQLProtocol(asyncio.Protocol):
         self._guard(self._made, transport)
 
     def _made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport; uvloop's are not asyncio.Transport subclasses.
+        self.transport = transport = cast(asyncio.Transport, transport)
         if not self.connection._attach(self):
-            transport.close()  # closed while the transport was being made
+            self.close()  # closed while the transport was being made
             return
         if self.tls is None:
             self._ready()
@@ -237,8 +243,19 @@ class CQLProtocol(asyncio.Protocol):
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
+    def set_up(self) -> None:
+        """create_connection has returned: a close asked for meanwhile happens now."""
+        self._set_up = True
+        if self._close_when_set_up == "abort":
+            self.abort()
+        elif self._close_when_set_up == "close":
+            self.close()
+
     def close(self) -> None:
         """Close cleanly: TLS close_notify (if the handshake finished), then FIN."""
+        if not self._set_up:
+            self._close_when_set_up = self._close_when_set_up or "close"
+            return
         if self.transport is None or self.transport.is_closing():
             return
         if self.tls is not None and self.tls.handshake_done:
@@ -246,5 +263,8 @@ class CQLProtocol(asyncio.Protocol):
         self.transport.close()  # what is buffered is still sent
 
     def abort(self) -> None:
+        if not self._set_up:
+            self._close_when_set_up = "abort"
+            return
         if self.transport is not None:
             self.transport.abort()

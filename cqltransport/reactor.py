@@ -163,11 +163,21 @@ class AsyncioTransportConnection(Connection):
     # The handshake is ours (TLSLayer), so a cached session can be offered.
     supports_tls_session_resumption = True
 
+    # What makes the reactor's loop (called once per loop thread); a subclass
+    # may set its own, as UvloopTransportConnection does (cqltransport/loops.py),
+    # and then gets a loop thread of its own (__init_subclass__).
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+
     _loop: Optional[asyncio.AbstractEventLoop] = None
     _loop_thread: Optional[threading.Thread] = None
     _timers: Optional[TimerQueue] = None
     _reactor_lock = threading.Lock()
     _pid = os.getpid()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "loop_factory" in cls.__dict__:  # another kind of loop: never the base class's loop thread
+            cls._loop, cls._loop_thread, cls._timers = None, None, None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._began = time.monotonic()
@@ -196,7 +206,7 @@ class AsyncioTransportConnection(Connection):
             if cls._pid != os.getpid():
                 cls._forget_loop()  # a forked child cannot use its parent's loop thread
             if cls._loop is None or cls._loop.is_closed():
-                loop = asyncio.new_event_loop()
+                loop = cls.loop_factory()
                 loop.set_exception_handler(_loop_exception_handler)
                 started = threading.Event()
 
@@ -282,7 +292,8 @@ class AsyncioTransportConnection(Connection):
             if restore is not None:
                 restore(tls.sslobj)
         self._tls = tls
-        await loop.create_connection(lambda: CQLProtocol(self, tls), sock=self._socket)
+        _, protocol = await loop.create_connection(lambda: CQLProtocol(self, tls), sock=self._socket)
+        protocol.set_up()  # a close asked for while the transport was made happens now
 
     def _setup_finished(self, future: concurrent.futures.Future) -> None:
         # Always read: an exception here must end the connection, not vanish.

@@ -53,6 +53,7 @@ from .matrix.command import add_parser as add_matrix_parser
 from .matrix.command import run as run_matrix
 from .node import PasswordAuth
 from .reactors import REACTORS
+from .loops import require_uvloop
 from .server import CQLServer
 from .tls import ClientAuth, TLSConfig, server_identities, tls_version, write_client_files
 
@@ -262,6 +263,8 @@ def build_parser(prog: str = "fakecql") -> argparse.ArgumentParser:
                             "(Scylla flavour; for scylla-driver's ClientRoutesConfig)")
     serve.add_argument("--nlb-host", type=_host, default=None, metavar="ADDRESS",
                        help="the NLB's address (default 127.0.0.100)")
+    serve.add_argument("--uvloop", action="store_true",
+                       help="run the node's event loop (every node's, with --nodes) on uvloop (pip install uvloop)")
     serve.add_argument("--fault", action="append", default=[], metavar="NAME[:key=value,...]",
                        help="start the node with this fault (repeatable), e.g. key-update:on-request=0,every=4; "
                             "'--fault list' prints every fault with its arguments and exits")
@@ -341,6 +344,12 @@ def _serve(args: argparse.Namespace) -> int:
     if "list" in args.fault:
         print(describe(), flush=True)
         return 0
+    if args.uvloop:
+        try:
+            require_uvloop()
+        except ImportError as exc:  # a missing package, not a usage error: the one line says what to install
+            print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
+            return 2
     faults = _faults(args.fault)
     use_tls = args.tls or args.mtls
     if not use_tls:
@@ -406,7 +415,8 @@ def _serve(args: argparse.Namespace) -> int:
         activity = ActivityLog(max_entries=limits.log_entries, max_text_bytes=limits.log_text_bytes)
         server = CQLServer(tls=tls, host=args.host, port=args.port, protocol_versions=args.protocol_versions,
                            auth=args.auth, record_frames=not args.no_frame_log, limits=limits, activity=activity,
-                           shards=args.shards, shard_aware_port=args.shard_aware_port or 0, faults=faults)
+                           shards=args.shards, shard_aware_port=args.shard_aware_port or 0, faults=faults,
+                           uvloop=args.uvloop)
         if stop.is_set():
             return 0
         printer = incident_printer(verbose=args.verbose)
@@ -472,7 +482,7 @@ def _serve_cluster(args: argparse.Namespace, tls: Optional[TLSConfig], files: Di
     cluster = CQLCluster(
         args.nodes, tls=tls, flavor="scylla" if args.nlb or args.shards else "cassandra", port=args.port,
         first_address=args.host, racks=args.racks or 1, protocol_versions=args.protocol_versions, auth=args.auth,
-        record_frames=not args.no_frame_log, limits=limits,
+        record_frames=not args.no_frame_log, limits=limits, uvloop=args.uvloop,
         **({"shards": args.shards, "shard_aware_port": args.shard_aware_port or 0} if args.shards else {}),
     )
     for n in cluster.nodes:

@@ -10,8 +10,13 @@
 #
 # Safe under pytest-xdist: every node listens on port 0 of loopback and
 # nothing is shared between workers but the CA object in each process.
+#
+# FAKECQL_UVLOOP=1 in the environment makes the factories start every node
+# on uvloop (CQLServer(uvloop=True)) unless the test passes uvloop= itself;
+# a run that asks for it without uvloop installed stops at once, saying so.
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
@@ -19,10 +24,12 @@ import pytest
 import trustme
 
 from .cluster import CQLCluster
+from .loops import require_uvloop
 from .server import CQLServer, UnexpectedActivityError
 from .tls import ClientAuth, TLSConfig, client_context
 
 MARKER = "fakecql_allow_unexpected"
+UVLOOP_VARIABLE = "FAKECQL_UVLOOP"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,6 +38,19 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}: do not fail the test when a fakecql node saw unexpected "
         "queries, malformed frames or server exceptions",
     )
+    if uvloop_requested():
+        try:
+            require_uvloop()
+        except ImportError as exc:
+            raise pytest.UsageError(f"{UVLOOP_VARIABLE}=1: {exc}") from None
+
+
+def uvloop_requested() -> bool:
+    """Whether FAKECQL_UVLOOP asks for nodes on uvloop ("1"; "0" or unset: no; anything else is refused)."""
+    value = os.environ.get(UVLOOP_VARIABLE, "").strip()
+    if value not in ("", "0", "1"):
+        raise pytest.UsageError(f"{UVLOOP_VARIABLE} must be 1 (nodes on uvloop) or 0, got {value!r}")
+    return value == "1"
 
 
 @pytest.fixture(scope="session")
@@ -53,12 +73,13 @@ def cql_server_factory(
 
     `tls` is True (a TLS node with a certificate from cql_ca), False (plain
     TCP) or a TLSConfig; `mtls=True` requires a client certificate signed by
-    cql_ca. Every node is stopped at teardown, then checked.
+    cql_ca. Every node is stopped at teardown, then checked. FAKECQL_UVLOOP=1
+    starts them on uvloop.
     """
     servers: List[CQLServer] = []
 
     def factory(*, tls: Union[bool, TLSConfig] = True, mtls: bool = False, **options: Any) -> CQLServer:
-        settings = {**cql_server_options, **options}
+        settings = {"uvloop": uvloop_requested(), **cql_server_options, **options}
         server = CQLServer(tls=_tls_config(cql_ca, tls, mtls, settings), **settings)
         server.start()
         servers.append(server)
@@ -103,7 +124,7 @@ def cql_cluster_factory(
 
     def factory(nodes: Union[int, Sequence[int]] = 3, *, tls: Union[bool, TLSConfig] = True,
                 mtls: bool = False, **options: Any) -> CQLCluster:
-        settings = {**cql_server_options, **options}
+        settings = {"uvloop": uvloop_requested(), **cql_server_options, **options}
         config = _tls_config(cql_ca, tls, mtls, settings)
         cluster = CQLCluster(nodes, tls=config, **settings)
         cluster.start()

@@ -5,6 +5,10 @@
 # extension, asyncore gone from Python 3.12+, a missing gevent...), so a
 # test matrix can list every reactor and fail with that reason instead of
 # skipping silently. It never imports a driver at import time.
+#
+# "transport-uvloop" is the transport reactor on uvloop (cqltransport's
+# UvloopTransportConnection): usable only where uvloop is installed, and
+# not a driver's reactor, so the matrix runs it only when asked for.
 from __future__ import annotations
 
 import importlib
@@ -20,6 +24,7 @@ class ReactorInfo:
     name: str
     module: str
     class_name: str
+    needs: Tuple[str, ...] = ()  # modules it needs beyond the driver's (imported before the reactor's)
 
     @property
     def qualified_name(self) -> str:
@@ -37,6 +42,7 @@ REACTORS: Dict[str, ReactorInfo] = {
         ReactorInfo("eventlet", "cassandra.io.eventletreactor", "EventletConnection"),
         ReactorInfo("twisted", "cassandra.io.twistedreactor", "TwistedConnection"),
         ReactorInfo("transport", "cqltransport", "AsyncioTransportConnection"),
+        ReactorInfo("transport-uvloop", "cqltransport", "UvloopTransportConnection", needs=("uvloop",)),
     )
 }
 
@@ -58,6 +64,12 @@ def load_reactor(name: str) -> Type:
         info = REACTORS[name]
     except KeyError:
         raise ValueError(f"unknown reactor {name!r}; known: {', '.join(REACTORS)}") from None
+    for needed in info.needs:
+        try:
+            importlib.import_module(needed)
+        except ImportError as exc:
+            raise ImportError(f"reactor {name} ({info.qualified_name}) cannot be used here: "
+                              f"{needed} is not installed: pip install {needed}") from exc
     try:
         module = importlib.import_module(info.module)
     except ImportError as exc:

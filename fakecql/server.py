@@ -45,7 +45,7 @@ import struct
 import threading
 import traceback
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple, cast
 
 from . import cql, requestlog
 from ._openssl import KeyUpdateUnavailable
@@ -65,6 +65,7 @@ from .activity import (
 )
 from .faults import ConnectionInfo, Fault, FaultPlan, Request
 from .limits import Limits
+from .loops import is_uvloop, new_event_loop, require_uvloop
 from .node import Node, NodeIdentity, NodeSession, PasswordAuth
 from .priming import DeferredAnswer, describe_unmet
 from .protocol.connection import (
@@ -289,8 +290,8 @@ class _Connection(asyncio.Protocol):
 
     # -- the pipeline -------------------------------------------------------------
     def _made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (create_server's); uvloop's are not asyncio.Transport subclasses.
+        self.transport = transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername") or ("", 0)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -1021,6 +1022,9 @@ class CQLServer:
     `shards=N` makes it a Scylla node of N shards (fakecql/shards.py): SUPPORTED
     tells each connection its shard, and the node also listens on
     `shard_aware_port` (0: a free one; `shard_aware_port` tells which).
+
+    `uvloop=True` runs the node's own loop thread on uvloop (ImportError now
+    if uvloop is not installed).
     """
 
     def __init__(
@@ -1042,7 +1046,10 @@ class CQLServer:
         activity: Optional[ActivityLog] = None,
         shards: Optional[int] = None,
         shard_aware_port: int = 0,
+        uvloop: bool = False,
     ) -> None:
+        if uvloop:
+            require_uvloop()  # now, not when the loop thread starts
         try:
             ipaddress.ip_address(host)
         except ValueError:
@@ -1067,6 +1074,7 @@ class CQLServer:
         self.tls = tls
         self.host = host
         self.port = port
+        self.uvloop = uvloop  # the own loop thread runs uvloop's loop (fakecql/loops.py)
         self.protocol_versions = versions
         self.limits = limits
         cql.set_parse_cache_bytes(limits.parse_cache_bytes)  # the cache is the process's: the last node sets it
@@ -1222,7 +1230,7 @@ class CQLServer:
     def start(self, timeout: float = 10.0) -> "CQLServer":
         if self._thread is not None or self._server is not None:
             raise RuntimeError(f"fakecql server {self.host}:{self.port} is already running")
-        loop = asyncio.new_event_loop()
+        loop = new_event_loop(self.uvloop)
         loop.set_exception_handler(self._loop_exception)
         ready = threading.Event()
         thread = threading.Thread(target=self._run_loop, args=(loop, ready), name=f"fakecql-{self.host}", daemon=True)
@@ -1309,7 +1317,12 @@ class CQLServer:
     async def start_async(self) -> "CQLServer":
         if self._server is not None:
             raise RuntimeError(f"fakecql server {self.host}:{self.port} is already running")
-        self._loop = asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
+        if self.uvloop and not is_uvloop(running):  # asked for uvloop: never run on another loop quietly
+            raise RuntimeError(f"uvloop=True, but `async with` runs the node on the caller's loop, a "
+                               f"{type(running).__module__}.{type(running).__name__}: run the caller on uvloop, "
+                               f"or use start()/`with` (a loop thread of the node's own)")
+        self._loop = running
         await self._start()
         return self
 

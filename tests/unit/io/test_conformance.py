@@ -53,10 +53,12 @@ DOC = "docs/upstream-bugs.md, 'Found by the reactor conformance suite'"
 
 
 def shipped_reactors() -> List[str]:
-    """The reactors of the installed driver (a cassandra/io/<x>reactor.py that exists), and transport."""
+    """The reactors of the installed driver (a cassandra/io/<x>reactor.py that exists), and transport;
+    transport-uvloop too where uvloop is installed (tox's uvloop environment runs it: `-k transport-uvloop`)."""
     names = []
     for name, info in REACTORS.items():
-        if name == "transport" or importlib.util.find_spec(info.module) is not None:
+        if name == "transport" or (importlib.util.find_spec(info.module) is not None
+                                   and all(importlib.util.find_spec(need) is not None for need in info.needs)):
             names.append(name)
     return names
 

@@ -148,10 +148,19 @@ def test_writes_reach_transport_write(connections):
     assert conn.connected_event.wait(WAIT)
     written: List[bytes] = []
 
+    class Spy:  # in front of the transport (uvloop's transports take no new attributes)
+        def __init__(self, transport: Any) -> None:
+            self.transport = transport
+
+        def write(self, data: bytes) -> None:
+            written.append(bytes(data))
+            self.transport.write(data)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.transport, name)
+
     def spy() -> None:
-        transport = conn._protocol.transport
-        real_write = transport.write
-        transport.write = lambda data: (written.append(bytes(data)), real_write(data))[1]
+        conn._protocol.transport = Spy(conn._protocol.transport)
 
     on_loop(conn, spy)
     query(conn, "SELECT release_version FROM system.local")
