@@ -309,10 +309,12 @@ def collect(seconds: float = 5.0, connections: int = 4, windows: Sequence[int] =
             node_flags: Sequence[str] = ()) -> Dict[str, object]:
     """Node and raw server side by side for each transport and pipelining window.
 
-    Returns the Markdown report, and per (transport, window) the node's and the
-    raw server's CPU µs per request and requests/s."""
+    Returns the Markdown report; per (transport, window) the node's and the
+    raw server's CPU µs per request and requests/s ("figures"), and the node's
+    requests/s over the raw server's ("ratios")."""
     rows = []
     figures: Dict[Tuple[str, int], Dict[str, float]] = {}
+    ratios: Dict[Tuple[str, int], float] = {}  # node req/s / raw req/s (run_all.py's summary reads it)
     loop_name = "uvloop" if use_uvloop else "asyncio"
     for transport in transports:
         tls = transport == "tls"
@@ -322,6 +324,7 @@ def collect(seconds: float = 5.0, connections: int = 4, windows: Sequence[int] =
                 ours = drive(node.host, node.port, context, seconds, connections, window, node.cpu_seconds)
             with RawServer(tls, ours.answer_size, use_uvloop) as raw:
                 base = drive("127.0.0.1", raw.port, raw.context(), seconds, connections, window, raw.cpu_seconds)
+            ratios[(transport, window)] = ours.rate / base.rate
             figures[(transport, window)] = {
                 "node_cpu_us": ours.cpu_us_per_request, "raw_cpu_us": base.cpu_us_per_request,
                 "node_rate": ours.rate, "raw_rate": base.rate}
@@ -338,7 +341,7 @@ def collect(seconds: float = 5.0, connections: int = 4, windows: Sequence[int] =
               f"the measured window / requests answered in it; req/s is bounded by the Python client.\n")
     columns = ["transport", "loop", "window", "node CPU µs/req", "raw CPU µs/req", "node req/s", "raw req/s",
                "response bytes"]
-    return {"report": header + "\n" + table(rows, columns), "figures": figures}
+    return {"report": header + "\n" + table(rows, columns), "figures": figures, "ratios": ratios}
 
 
 # -- where the node's time goes ----------------------------------------------------
