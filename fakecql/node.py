@@ -863,7 +863,8 @@ class NodeSession:
                                  statement_id=request.query_id)
             if self._answer_table is not None:
                 depends_on = self._answer_depends_on(prepared, self._answer_table)
-                if not depends_on[-2] and not depends_on[-1]:  # no priming, no row source
+                small = not isinstance(answer, RowsResult) or len(answer.rows) <= _REUSED_ROWS
+                if small and not depends_on[-2] and not depends_on[-1]:  # no priming, no row source
                     if len(self._answers) >= _REUSED_ANSWERS:
                         self._answers.clear()
                     self._answers[id(request)] = (request, version, depends_on, answer)
@@ -1073,7 +1074,8 @@ def _order_key(cql_type: CqlType, value: Any) -> Any:
 
 _PREPARED_OVERHEAD = 256  # bytes counted per prepared statement beside its text
 _SHOWN_QUERY = 1000  # characters of a query text an incident keeps
-_REUSED_ANSWERS = 256  # EXECUTE answers a connection keeps for reuse (all dropped when full)
+_REUSED_ANSWERS = 16  # EXECUTE answers a connection keeps for reuse (all dropped when full)
+_REUSED_ROWS = 64  # an answer of more rows is not kept (a connection's memory stays small)
 
 
 def _over_limit(text: str, limit: int) -> bool:

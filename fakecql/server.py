@@ -102,7 +102,7 @@ WIRE_QUEUE_BOUND = 256 * 1024
 _OPCODE_NAMES: Dict[int, str] = {opcode: opcode.name for opcode in Opcode}
 
 # EXECUTEs whose frame-log entry a connection keeps to copy (all dropped when full).
-DESCRIBED_KEPT = 256
+DESCRIBED_KEPT = 32
 
 # A failure message shows this much of an incident's query text.
 QUERY_SHOWN = 500

@@ -45,12 +45,13 @@ DEFAULT_VERSIONS = (3, 4, 5)
 # request (the same EXECUTE, say) gets the message decoded and validated the
 # first time. Only small uncompressed bodies without a custom payload are
 # kept, at most this many per connection (all dropped when full).
-DECODED_BODY_MAX = 1024
-DECODED_KEPT = 256
+DECODED_BODY_MAX = 512
+DECODED_KEPT = 32
 # Rows encoded once per message object: the node gives the same frozen
 # RowsResult again for a repeated request (node.py), and its body is the
 # same bytes; at most this many per connection (all dropped when full).
-ENCODED_KEPT = 256
+ENCODED_KEPT = 16
+ENCODED_BODY_MAX = 64 * 1024  # a larger body is encoded each time
 
 _RESPONSE_HEADER = struct.Struct(">BBhBi")
 
@@ -346,6 +347,8 @@ class ServerConnection:
         if known is not None and known[0] is message and known[1] == version:
             return known[2]
         body = message.encode_body(version)
+        if len(body) > ENCODED_BODY_MAX:
+            return body
         if len(self._encoded) >= ENCODED_KEPT:
             self._encoded.clear()
         self._encoded[id(message)] = (message, version, body)
