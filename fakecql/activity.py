@@ -207,7 +207,7 @@ _Repeat = Tuple["FrameReceived", int, int, float]
 
 def _made(ring: "Deque[Union[Entry, _Repeat]]") -> List[Entry]:
     """The ring's entries, each repeat made a FrameReceived of its own."""
-    return [e if type(e) is not tuple else FrameReceived.copy_of(e[0], stream=e[1], length=e[2], at=e[3])
+    return [FrameReceived.copy_of(e[0], stream=e[1], length=e[2], at=e[3]) if isinstance(e, tuple) else e
             for e in ring]
 
 
