@@ -273,7 +273,9 @@ class ActivityLog:
         self.max_incidents = _bound("max_incidents", max_incidents)
         self._lock = threading.Lock()  # the hot paths take it directly (a Condition's `with` is Python code)
         self._condition = threading.Condition(self._lock)
-        self._subscribers: Tuple[Subscriber, ...] = ()  # replaced, never mutated: add() reads it unlocked
+        # (callback, kinds or None for all); replaced, never mutated: add() reads it unlocked.
+        self._subscribers: Tuple[Tuple[Subscriber, Optional[Tuple[Type[Entry], ...]]], ...] = ()
+        self._frames_subscribed = False  # a subscriber takes FrameReceived entries (see add_repeat)
         self._delivering_report = threading.local()  # set while a subscriber's failure is being delivered
         self._reset()
 
@@ -341,7 +343,7 @@ class ActivityLog:
         FrameReceived when read; with a subscriber or a waiter it is made now.
         `count`: also count_request(count), under the same lock."""
         at = time.monotonic()
-        if self._subscribers or self._waiters:
+        if self._frames_subscribed or self._waiters:
             if count is not None:
                 self.count_request(count)
             self.add(FrameReceived.copy_of(entry, stream=stream, length=length, at=at))
@@ -398,27 +400,35 @@ class ActivityLog:
             self._incidents_dropped += 1
 
     # -- subscribers ------------------------------------------------------------------------
-    def subscribe(self, callback: Subscriber) -> None:
-        """Call `callback(entry)` for every entry added from now on, in the thread that adds it.
+    def subscribe(self, callback: Subscriber, *, kinds: Optional[Tuple[Type[Entry], ...]] = None) -> None:
+        """Call `callback(entry)` for every entry added from now on (of `kinds` only,
+        if given: a subscriber to incidents costs the node nothing per request), in
+        the thread that adds it.
 
         An exception it raises is logged as a ServerException incident (so a
         test fails at teardown) and does not stop the others or the node."""
         with self._condition:
-            self._subscribers = self._subscribers + (callback,)
+            self._subscribers = self._subscribers + ((callback, kinds),)
+            self._frames_subscribed = any(k is None or issubclass(FrameReceived, k) for _, k in self._subscribers)
 
     def unsubscribe(self, callback: Subscriber) -> None:
         """Stop calling `callback`; ValueError if it was not subscribed."""
         with self._condition:
             subscribers = list(self._subscribers)
-            try:
-                subscribers.remove(callback)
-            except ValueError:
+            for i, (subscribed, _) in enumerate(subscribers):
+                if subscribed == callback:
+                    del subscribers[i]
+                    break
+            else:
                 raise ValueError(f"{callback!r} is not subscribed to this activity log") from None
             self._subscribers = tuple(subscribers)
+            self._frames_subscribed = any(k is None or issubclass(FrameReceived, k) for _, k in self._subscribers)
 
     def _deliver(self, entry: Entry) -> None:
         reports: List[ServerException] = []
-        for callback in self._subscribers:
+        for callback, kinds in self._subscribers:
+            if kinds is not None and not isinstance(entry, kinds):
+                continue
             try:
                 callback(entry)
             except Exception as exc:
