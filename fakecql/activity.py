@@ -14,7 +14,12 @@
 # requests by opcode, incidents by kind, what was dropped) are totals that
 # survive eviction.
 #
-# Rules: add() and count_request() are on the node's hot path: O(1), no scan
+# A repeated request's entry (add_repeat) is kept as a small tuple and made
+# a FrameReceived when read, unless a subscriber of frames or a waiter needs
+# it at once; subscribe(kinds=...) lets an incident printer cost nothing per
+# request.
+#
+# Rules: add(), add_repeat() and count_request() are on the node's hot path: O(1), no scan
 # of the entries. Nothing the test supplies (a wait_for predicate, a
 # subscriber) runs under the lock. A subscriber that raises becomes a
 # ServerException incident (the exception is never swallowed) and add()

@@ -14,6 +14,12 @@
 # SyntaxError for an unknown verb) and logged as an UnexpectedRequest, so
 # the fixture fails the test that did not expect it.
 #
+# A repeated EXECUTE (the same request object: the codec decodes a repeated
+# frame once) is answered with the same frozen answer while nothing it
+# depends on changed (NodeSession._answer_depends_on); only reads of tables no
+# one writes behind the node's back (system.local, the schema tables) and
+# only while no priming exists are reused, so a test never sees a stale one.
+#
 # Rules: answers follow what Cassandra 4 / Scylla answer (the error codes
 # and the message wording drivers look for); every answer is one a driver
 # decodes (tests/integration/test_driver_decodes_results.py feeds them to
@@ -894,8 +900,8 @@ class NodeSession:
         node = self.node
         primed = not node.priming_book.empty or (
             bool(node._priming_sources) and any(not book.empty for book in node._priming_sources))
-        return (table, prepared, node.schema.changes, node.identity, node.address, node.port, node.limits,
-                self.keyspace, primed, table in node.row_sources)
+        return (table, prepared, node.schema, node.schema.changes, node.identity, node.address, node.port,
+                node.limits, self.keyspace, primed, table in node.row_sources)
 
     def _batch(self, request: Batch, version: int) -> Response:
         # Looked up once: another connection's PREPARE may evict them meanwhile.

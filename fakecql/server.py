@@ -16,6 +16,11 @@
 # mark). So one flooding client neither starves the others nor makes the
 # node buffer without bound.
 #
+# Hot path: a repeated EXECUTE on a connection no fault is aimed at is
+# counted and logged in one step (its frame-log entry copied, see
+# _repeated_entry) and answered by the node; with a fault the long way runs,
+# so faults see every request.
+#
 # Large requests (a frame body over Limits.offload_over) are decoded and
 # answered on the server's one worker thread: parsing a megabyte of CQL
 # takes long enough to be felt by every other connection if done on the
@@ -473,7 +478,8 @@ class _Connection(asyncio.Protocol):
 
     def _answer(self, event: RequestReceived) -> Optional[bytes]:
         message = event.message
-        if type(message) is Execute and self.server.record_frames and not self._faults_version_changed():
+        if (type(message) is Execute and self.server.record_frames and not self.closing
+                and not self._faults_version_changed()):
             if not self._faults:
                 entry = self._repeated_entry(message, event.version)
                 if entry is not None:

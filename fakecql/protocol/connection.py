@@ -10,6 +10,11 @@
 # switch to v5 segments once READY or AUTHENTICATE has gone out. What to
 # answer is the node's business (node.py), how bytes move is the server's.
 #
+# A small frame seen again on the connection (the same version, flags,
+# opcode and body: a pipelined EXECUTE) reuses the message decoded and
+# validated the first time; rows are encoded once per message object. Both
+# memos are small and per connection.
+#
 # Rules: after a fatal violation the connection takes no more input (the
 # caller answers, flushes and closes); a non-fatal one (a bad body in a good
 # frame) is answered on its stream and the connection goes on. Once a
