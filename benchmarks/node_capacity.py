@@ -22,7 +22,7 @@ once with a canned frame of exactly the size the node answers, one write per
 read. Both servers run in processes of their own. Prints figures; asserts
 nothing.
 
-    python benchmarks/node_capacity.py [--seconds 5] [--connections 4] [--windows 1,8,64] [--plain] [--uvloop]
+    python benchmarks/node_capacity.py [--seconds 5] [--connections 4] [--windows 1,8,64] [--plain] [--uvloop] [--distinct]
     python benchmarks/node_capacity.py --profile [--window 64]   # where the node's time goes
 """
 from __future__ import annotations
@@ -53,22 +53,28 @@ from benchmarks._common import (  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUERY = "SELECT release_version FROM system.local WHERE key = ?"
+DISTINCT_VALUES = 4096  # --distinct: keys each connection cycles through
 
 
 class Client(RawClient):
     """The load generator's connection: prepares, then pipelines EXECUTEs."""
 
-    def prepare(self) -> bytes:
-        """STARTUP, then PREPARE: the EXECUTE frame to send under load."""
+    def prepare(self, distinct: bool = False) -> List[bytes]:
+        """STARTUP, then PREPARE: the EXECUTE frames to send under load, in turn.
+
+        One frame (key = 'local', the row of system.local), or with `distinct`
+        DISTINCT_VALUES frames each with a key of its own (no row): no request
+        repeats within a connection's recent ones, so the node's memos for
+        repeated requests never help."""
         self.startup()
         self.sock.sendall(request_frame(0x09, long_string(QUERY)))
         opcode, _, body = self.read_frame()
         assert opcode == 0x08 and struct.unpack_from(">i", body)[0] == 4, body[:40]
         id_length = struct.unpack_from(">H", body, 4)[0]
         query_id = body[6 : 6 + id_length]
-        value = b"local"
-        params = struct.pack(">HBH", 0x0001, 0x01 | 0x02, 1) + struct.pack(">i", len(value)) + value
-        return request_frame(0x0A, struct.pack(">H", len(query_id)) + query_id + params)
+        values = [b"k%07d" % i for i in range(DISTINCT_VALUES)] if distinct else [b"local"]
+        return [request_frame(0x0A, struct.pack(">H", len(query_id)) + query_id + struct.pack(">HBH", 0x0001, 0x01 | 0x02, 1)
+                              + struct.pack(">i", len(value)) + value) for value in values]
 
     def first_answer_size(self, frame: bytes) -> int:
         """Sends `frame` once: the size of its answer frame (checked to be a RESULT)."""
@@ -77,12 +83,17 @@ class Client(RawClient):
         assert opcode == 0x08, (opcode, body[:60])
         return 9 + len(body)
 
-    def run(self, frame: bytes, window: int, stop_at: float, counter: List[int]) -> None:
+    def run(self, frames: List[bytes], window: int, stop_at: float, counter: List[int]) -> None:
         """Sends `window` frames, reads `window` answers, again until `stop_at`.
 
         Answers are counted by their headers in one buffer walked by offset
         (no per-frame copies), so the client spends as little as it can."""
-        batch = frame * window
+        if len(frames) == 1:
+            batches = [frames[0] * window]
+        else:  # the frames in turn, `window` at a time
+            batches = [b"".join(frames[(start + i) % len(frames)] for i in range(window))
+                       for start in range(0, len(frames), window)]
+        turn = 0
         answered = 0
         buf = bytearray(self.buf)
         unpack = HEADER.unpack_from
@@ -90,7 +101,8 @@ class Client(RawClient):
         chunk = bytearray(1 << 20)
         view = memoryview(chunk)
         while time.perf_counter() < stop_at:
-            self.sock.sendall(batch)
+            self.sock.sendall(batches[turn % len(batches)])
+            turn += 1
             pending = window
             pos = 0
             while pending:
@@ -132,12 +144,12 @@ class Measured:
 
 
 def drive(host: str, port: int, context: Optional[ssl.SSLContext], seconds: float, connections: int,
-          window: int, server_cpu: Callable[[], float] = lambda: 0.0) -> Measured:
+          window: int, server_cpu: Callable[[], float] = lambda: 0.0, distinct: bool = False) -> Measured:
     """`connections` connections pipelining `window` requests each for `seconds` (after a
     0.5 s warm-up); the server's CPU (`server_cpu()`) is read around the measured window only."""
     clients = [Client(host, port, context) for _ in range(connections)]
-    frames = [c.prepare() for c in clients]
-    size = clients[0].first_answer_size(frames[0])
+    frames = [c.prepare(distinct) for c in clients]
+    size = clients[0].first_answer_size(frames[0][0])
     warm = time.perf_counter() + 0.5
     for client, frame in zip(clients, frames):  # warm up
         client.run(frame, window, warm, [])
@@ -283,6 +295,9 @@ def main() -> None:
                         help="run the node with `serve --uvloop` and the raw baseline on uvloop")
     parser.add_argument("--node-flag", action="append", default=[], metavar="FLAG",
                         help="an extra `serve` flag for the node (repeatable), e.g. --node-flag=--no-frame-log")
+    parser.add_argument("--distinct", action="store_true",
+                        help="every request of a connection binds another key (no repeated request: the node's "
+                             "memos for repeated requests do not help)")
     parser.add_argument("--profile", action="store_true",
                         help="run the TLS node under cProfile at --window and print where its time goes")
     parser.add_argument("--raw-server", help=argparse.SUPPRESS)
@@ -296,17 +311,18 @@ def main() -> None:
     node_flags = [*args.node_flag, *(["--uvloop"] if args.uvloop else [])]
     if args.profile:
         print(f"# Node profile\n\n{machine()}\n")
-        print(profile(args.seconds, args.connections, args.window, node_flags))
+        print(profile(args.seconds, args.connections, args.window, node_flags, distinct=args.distinct))
         return
     print(f"# Node capacity\n\n{machine()}\n")
     windows = [int(w) for w in args.windows.split(",")]
     transports = ["tls", "plain"] if args.plain else ["tls"]
-    print(collect(args.seconds, args.connections, windows, transports, args.uvloop, node_flags)["report"])
+    print(collect(args.seconds, args.connections, windows, transports, args.uvloop, node_flags,
+                  args.distinct)["report"])
 
 
 def collect(seconds: float = 5.0, connections: int = 4, windows: Sequence[int] = (1, 8, 64),
             transports: Sequence[str] = ("tls",), use_uvloop: bool = False,
-            node_flags: Sequence[str] = ()) -> Dict[str, object]:
+            node_flags: Sequence[str] = (), distinct: bool = False) -> Dict[str, object]:
     """Node and raw server side by side for each transport and pipelining window.
 
     Returns the Markdown report; per (transport, window) the node's and the
@@ -321,9 +337,10 @@ def collect(seconds: float = 5.0, connections: int = 4, windows: Sequence[int] =
         for window in windows:
             with NodeProcess(*(["--tls", "--tls-min", "1.3"] if tls else []), *node_flags) as node:
                 context = ssl.create_default_context(cafile=node.ca_pem) if tls else None
-                ours = drive(node.host, node.port, context, seconds, connections, window, node.cpu_seconds)
+                ours = drive(node.host, node.port, context, seconds, connections, window, node.cpu_seconds, distinct)
             with RawServer(tls, ours.answer_size, use_uvloop) as raw:
-                base = drive("127.0.0.1", raw.port, raw.context(), seconds, connections, window, raw.cpu_seconds)
+                base = drive("127.0.0.1", raw.port, raw.context(), seconds, connections, window, raw.cpu_seconds,
+                             distinct)
             ratios[(transport, window)] = ours.rate / base.rate
             figures[(transport, window)] = {
                 "node_cpu_us": ours.cpu_us_per_request, "raw_cpu_us": base.cpu_us_per_request,
@@ -335,7 +352,9 @@ def collect(seconds: float = 5.0, connections: int = 4, windows: Sequence[int] =
                 "node req/s": f"{ours.rate:,.0f}", "raw req/s": f"{base.rate:,.0f}",
                 "response bytes": ours.answer_size})
     flags = " ".join(node_flags) or "none"
-    header = (f"{connections} connections, each with `window` pipelined EXECUTEs of one prepared statement; "
+    what = f"each of {DISTINCT_VALUES} distinct keys in turn" if distinct else "the same key"
+    header = (f"{connections} connections, each with `window` pipelined EXECUTEs of one prepared statement "
+              f"({what}); "
               f"{seconds} s measured per run after a 0.5 s warm-up. The node runs `serve` with default flags "
               f"(frame log on) plus: {flags}. CPU µs/req = the server process's utime+stime (/proc) over "
               f"the measured window / requests answered in it; req/s is bounded by the Python client.\n")
@@ -368,7 +387,8 @@ def _part(filename: str, function: str) -> str:
     return "other (interpreter, stdlib)"
 
 
-def profile(seconds: float, connections: int, window: int, node_flags: Sequence[str] = (), top: int = 10) -> str:
+def profile(seconds: float, connections: int, window: int, node_flags: Sequence[str] = (), top: int = 10,
+            distinct: bool = False) -> str:
     """The TLS node under cProfile while driven at `window`: time per part and per request, top functions."""
     import pstats
     import tempfile
@@ -378,7 +398,8 @@ def profile(seconds: float, connections: int, window: int, node_flags: Sequence[
         launcher = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "_profiled_serve.py"), out)
         with NodeProcess("--tls", "--tls-min", "1.3", *node_flags, launcher=launcher) as node:
             context = ssl.create_default_context(cafile=node.ca_pem)
-            measured = drive(node.host, node.port, context, seconds, connections, window, node.cpu_seconds)
+            measured = drive(node.host, node.port, context, seconds, connections, window, node.cpu_seconds,
+                             distinct)
         requests = measured.requests
         rate = measured.rate
         stats = pstats.Stats(out)
