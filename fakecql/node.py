@@ -156,7 +156,8 @@ class _Prepared:
 
 # What a SELECT reads: its keyspace, its table, and its output columns as
 # (name, type, source column or None for count(*)).
-_Plan = Tuple[str, TableDef, List[Tuple[str, CqlType, Optional[str]]]]
+# The output columns' specs come with the plan: made (and checked) once, not per request.
+_Plan = Tuple[str, TableDef, List[Tuple[str, CqlType, Optional[str]]], Tuple[ColumnSpec, ...]]
 
 
 class _InvalidRequest(Exception):
@@ -680,7 +681,8 @@ class NodeSession:
         for condition in statement.where:
             if condition.column not in types:
                 raise _InvalidRequest(f"Undefined column name {condition.column} in table {keyspace}.{table.name}")
-        return keyspace, table, output
+        specs = tuple(ColumnSpec(keyspace=keyspace, table=table.name, name=n, type=t) for n, t, _ in output)
+        return keyspace, table, output, specs
 
     def _select(
         self,
@@ -692,7 +694,7 @@ class NodeSession:
         *,
         skip_metadata: bool,
     ) -> Response:
-        keyspace, table, output = self._select_output(statement, normalized, default_keyspace)
+        keyspace, table, output, specs = self._select_output(statement, normalized, default_keyspace)
         if table.derived or (keyspace == "system" and table.name == "local"):
             # Rows made from the schema and the node's identity, which _answer_depends_on covers.
             self._answer_table = (keyspace, table.name)
@@ -727,7 +729,6 @@ class NodeSession:
             cells = cells[start : start + params.page_size]
         else:
             cells = cells[start:]
-        specs = tuple(ColumnSpec(keyspace=keyspace, table=table.name, name=n, type=t) for n, t, _ in output)
         if skip_metadata:
             metadata = RowsMetadata(paging_state=paging_state, no_metadata=True, column_count=len(specs))
         else:
@@ -820,8 +821,7 @@ class NodeSession:
     ) -> Tuple[ColumnSpec, ...]:
         """The result columns of a statement being prepared, or the error a real node answers."""
         if isinstance(statement, cql.Select):
-            keyspace, table, output = self._select_output(statement, normalized, keyspace_name)
-            return tuple(ColumnSpec(keyspace=keyspace, table=table.name, name=n, type=t) for n, t, _ in output)
+            return self._select_output(statement, normalized, keyspace_name)[3]
         keyspace, table = self._table(statement.keyspace, statement.table, keyspace_name, "INSERT")
         known = set(table.column_names)
         for column in statement.columns:
