@@ -57,7 +57,10 @@ def _installed(dist: str) -> bool:
 
 
 class NodeProcess:
-    """`python -m fakecql serve` in its own process (its own GIL), stopped on exit."""
+    """`python -m fakecql serve` in its own process (its own GIL), stopped on exit.
+
+    The node runs with `serve`'s default flags plus `flags` (the frame log is
+    on, as a user gets it; pass "--no-frame-log" to measure without it)."""
 
     def __init__(self, *flags: str, launcher: Sequence[str] = ("-m", "fakecql")) -> None:
         self.flags = flags
@@ -71,7 +74,7 @@ class NodeProcess:
         return str(Path(self.certs.name) / "ca.pem")
 
     def __enter__(self) -> "NodeProcess":
-        argv = [sys.executable, *self.launcher, "serve", "--port", "0", "--no-frame-log", *self.flags]
+        argv = [sys.executable, *self.launcher, "serve", "--port", "0", *self.flags]
         if "--tls" in self.flags:
             argv += ["--certs-dir", self.certs.name]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -124,10 +127,7 @@ class NodeProcess:
 
     def cpu_seconds(self) -> float:
         """CPU time the node process has used so far (Linux)."""
-        with open(f"/proc/{self.proc.pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        return process_cpu_seconds(self.proc.pid)
 
     def rss_bytes(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as handle:
@@ -135,6 +135,13 @@ class NodeProcess:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         return 0
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of process `pid` so far, from /proc/<pid>/stat (Linux)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

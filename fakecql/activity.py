@@ -14,7 +14,12 @@
 # requests by opcode, incidents by kind, what was dropped) are totals that
 # survive eviction.
 #
-# Rules: add() and count_request() are on the node's hot path: O(1), no scan
+# A repeated request's entry (add_repeat) is kept as a small tuple and made
+# a FrameReceived when read, unless a subscriber of frames or a waiter needs
+# it at once; subscribe(kinds=...) lets an incident printer cost nothing per
+# request.
+#
+# Rules: add(), add_repeat() and count_request() are on the node's hot path: O(1), no scan
 # of the entries. Nothing the test supplies (a wait_for predicate, a
 # subscriber) runs under the lock. A subscriber that raises becomes a
 # ServerException incident (the exception is never swallowed) and add()
@@ -102,14 +107,31 @@ class FrameReceived(Entry):
     values: Tuple[BoundValue, ...] = field(default=(), compare=False)  # decoded where the types are known
     statements: Tuple[LoggedStatement, ...] = field(default=(), compare=False)  # a BATCH's
 
+    @classmethod
+    def copy_of(cls, entry: "FrameReceived", *, stream: int, length: int, at: Optional[float] = None) -> "FrameReceived":
+        """`entry` again, received now on `stream`: the node's hot path logs a
+        repeated request this way (no field is recomputed; values are shared,
+        being immutable)."""
+        copy = object.__new__(cls)
+        fields = copy.__dict__
+        fields.update(entry.__dict__)
+        fields["stream"] = stream
+        fields["length"] = length
+        fields["at"] = time.monotonic() if at is None else at
+        return copy
+
     @property
     def budget(self) -> int:
         """What the log's text bound counts for it: query text plus bound values' bytes."""
+        known = self.__dict__.get("_budget")  # computed once: the fields never change (copies share it)
+        if known is not None:
+            return known  # type: ignore[no-any-return]
         size = len(self.query) if self.query else 0
         if self.values:
             size += sum(v.size for v in self.values)
         if self.statements:
             size += sum(s.budget for s in self.statements)
+        self.__dict__["_budget"] = size
         return size
 
 
@@ -184,9 +206,21 @@ Subscriber = Callable[[Entry], None]
 _TEXT_HOLDERS = (FrameReceived, UnexpectedRequest)  # the entries whose `query` the text bound counts
 
 
-def _text_size(entry: Entry) -> int:
+# A FrameReceived logged again (ActivityLog.add_repeat): the entry, stream, length, time.
+_Repeat = Tuple["FrameReceived", int, int, float]
+
+
+def _made(ring: "Deque[Union[Entry, _Repeat]]") -> List[Entry]:
+    """The ring's entries, each repeat made a FrameReceived of its own."""
+    return [FrameReceived.copy_of(e[0], stream=e[1], length=e[2], at=e[3]) if isinstance(e, tuple) else e
+            for e in ring]
+
+
+def _text_size(entry: Union[Entry, _Repeat]) -> int:
     """Characters of query text `entry` holds, and bytes of its bound values (what the text bound counts)."""
-    if isinstance(entry, FrameReceived):
+    if type(entry) is tuple:
+        return entry[0].budget  # type: ignore[no-any-return]
+    if type(entry) is FrameReceived or isinstance(entry, FrameReceived):
         return entry.budget
     if isinstance(entry, UnexpectedRequest):
         return len(entry.query) if entry.query else 0
@@ -244,12 +278,14 @@ class ActivityLog:
         self.max_incidents = _bound("max_incidents", max_incidents)
         self._lock = threading.Lock()  # the hot paths take it directly (a Condition's `with` is Python code)
         self._condition = threading.Condition(self._lock)
-        self._subscribers: Tuple[Subscriber, ...] = ()  # replaced, never mutated: add() reads it unlocked
+        # (callback, kinds or None for all); replaced, never mutated: add() reads it unlocked.
+        self._subscribers: Tuple[Tuple[Subscriber, Optional[Tuple[Type[Entry], ...]]], ...] = ()
+        self._frames_subscribed = False  # a subscriber takes FrameReceived entries (see add_repeat)
         self._delivering_report = threading.local()  # set while a subscriber's failure is being delivered
         self._reset()
 
     def _reset(self) -> None:
-        self._ring: Deque[Entry] = deque(maxlen=self.max_entries)
+        self._ring: Deque[Union[Entry, _Repeat]] = deque(maxlen=self.max_entries)  # see add_repeat
         self._text = 0  # query text the ring holds
         self._untaken: Deque[Incident] = deque()  # incidents the test has not taken
         self._untaken_text = 0
@@ -280,7 +316,8 @@ class ActivityLog:
             self._deliver(entry)
 
     def _append(self, entry: Entry) -> None:
-        size = _text_size(entry)
+        frame = type(entry) is FrameReceived  # the common entry, one per request: fewer checks
+        size = entry.budget if frame else _text_size(entry)  # type: ignore[attr-defined]
         with self._lock:
             self._added += 1
             ring = self._ring
@@ -293,13 +330,52 @@ class ActivityLog:
             self._text += size
             if self.max_text_bytes is not None and self._text > self.max_text_bytes:
                 self._evict_text()
-            if isinstance(entry, Incident):
+            if frame:
+                pass
+            elif isinstance(entry, Incident):
                 self._add_incident(entry, size)
             elif isinstance(entry, ConnectionOpened):
                 self._connections += 1
             if self._waiters:
                 for waiter in self._waiters:
                     waiter.append(entry)
+                self._condition.notify_all()
+
+    def add_repeat(self, entry: "FrameReceived", stream: int, length: int, *, count: Optional[str] = None) -> None:
+        """Add `entry` again, received now on `stream` with a body of `length`
+        bytes (FrameReceived.copy_of): the node's hot path for a repeated
+        request. The ring keeps (entry, stream, length, at) and makes the
+        FrameReceived when read; with a subscriber or a waiter it is made now.
+        `count`: also count_request(count), under the same lock."""
+        at = time.monotonic()
+        if self._frames_subscribed or self._waiters:
+            if count is not None:
+                self.count_request(count)
+            self.add(FrameReceived.copy_of(entry, stream=stream, length=length, at=at))
+            return
+        size = entry.budget
+        with self._lock:
+            if count is not None:
+                requests = self._requests
+                requests[count] = requests.get(count, 0) + 1
+            if self._waiters:  # came meanwhile: it needs the entry itself
+                repeat: Union[Entry, _Repeat] = FrameReceived.copy_of(entry, stream=stream, length=length, at=at)
+            else:
+                repeat = (entry, stream, length, at)
+            self._added += 1
+            ring = self._ring
+            if len(ring) == ring.maxlen:  # full: append() drops the oldest, count it
+                dropped = _text_size(ring[0])
+                self._text -= dropped
+                self._dropped += 1
+                self._text_dropped += dropped
+            ring.append(repeat)
+            self._text += size
+            if self.max_text_bytes is not None and self._text > self.max_text_bytes:
+                self._evict_text()
+            if self._waiters:
+                for waiter in self._waiters:
+                    waiter.append(repeat)  # type: ignore[arg-type]
                 self._condition.notify_all()
 
     def count_request(self, opcode: str) -> None:
@@ -329,27 +405,35 @@ class ActivityLog:
             self._incidents_dropped += 1
 
     # -- subscribers ------------------------------------------------------------------------
-    def subscribe(self, callback: Subscriber) -> None:
-        """Call `callback(entry)` for every entry added from now on, in the thread that adds it.
+    def subscribe(self, callback: Subscriber, *, kinds: Optional[Tuple[Type[Entry], ...]] = None) -> None:
+        """Call `callback(entry)` for every entry added from now on (of `kinds` only,
+        if given: a subscriber to incidents costs the node nothing per request), in
+        the thread that adds it.
 
         An exception it raises is logged as a ServerException incident (so a
         test fails at teardown) and does not stop the others or the node."""
         with self._condition:
-            self._subscribers = self._subscribers + (callback,)
+            self._subscribers = self._subscribers + ((callback, kinds),)
+            self._frames_subscribed = any(k is None or issubclass(FrameReceived, k) for _, k in self._subscribers)
 
     def unsubscribe(self, callback: Subscriber) -> None:
         """Stop calling `callback`; ValueError if it was not subscribed."""
         with self._condition:
             subscribers = list(self._subscribers)
-            try:
-                subscribers.remove(callback)
-            except ValueError:
+            for i, (subscribed, _) in enumerate(subscribers):
+                if subscribed == callback:
+                    del subscribers[i]
+                    break
+            else:
                 raise ValueError(f"{callback!r} is not subscribed to this activity log") from None
             self._subscribers = tuple(subscribers)
+            self._frames_subscribed = any(k is None or issubclass(FrameReceived, k) for _, k in self._subscribers)
 
     def _deliver(self, entry: Entry) -> None:
         reports: List[ServerException] = []
-        for callback in self._subscribers:
+        for callback, kinds in self._subscribers:
+            if kinds is not None and not isinstance(entry, kinds):
+                continue
             try:
                 callback(entry)
             except Exception as exc:
@@ -373,7 +457,7 @@ class ActivityLog:
     def entries(self) -> List[Entry]:
         """The entries the log still holds, oldest first."""
         with self._condition:
-            return list(self._ring)
+            return _made(self._ring)
 
     def of_type(self, kind: Type[E]) -> List[E]:
         return [e for e in self.entries if isinstance(e, kind)]
@@ -467,7 +551,7 @@ class ActivityLog:
         deadline = time.monotonic() + timeout
         arrived: List[Entry] = []
         with self._condition:
-            batch = list(self._ring)
+            batch = _made(self._ring)
             self._waiters.append(arrived)
         try:
             while True:
@@ -480,7 +564,7 @@ class ActivityLog:
                         if left <= 0:
                             raise TimeoutError(
                                 f"no matching activity within {timeout} s; the log holds {len(self._ring)} "
-                                f"entries ({self._dropped} dropped), the last: {list(self._ring)[-5:]!r}"
+                                f"entries ({self._dropped} dropped), the last: {_made(self._ring)[-5:]!r}"
                             )
                         self._condition.wait(left)
                     batch = arrived[:]

@@ -67,6 +67,12 @@ class SizedCache(Generic[K, V]):
             self._entries.move_to_end(key)
             return entry[0]
 
+    def peek(self, key: K) -> Optional[V]:
+        """The value under `key`, not counted as a use; without the lock (one
+        dict lookup, atomic in CPython), for hot paths that only look."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[0]
+
     def __contains__(self, key: object) -> bool:
         """Whether `key` is held; does not count as a use."""
         with self._lock:

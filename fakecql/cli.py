@@ -420,7 +420,7 @@ def _serve(args: argparse.Namespace) -> int:
         if stop.is_set():
             return 0
         printer = incident_printer(verbose=args.verbose)
-        activity.subscribe(printer)
+        activity.subscribe(printer, kinds=(Incident,))
         try:
             try:
                 server.start()
@@ -493,7 +493,7 @@ def _serve_cluster(args: argparse.Namespace, tls: Optional[TLSConfig], files: Di
     printers = [(n.server.activity, incident_printer(verbose=args.verbose, prefix=f"node {n.index}: "))
                 for n in cluster.nodes]
     for activity, printer in printers:
-        activity.subscribe(printer)
+        activity.subscribe(printer, kinds=(Incident,))
     link: Optional[PrivateLink] = None
     try:
         cluster.start()  # an OSError names the node and address that could not listen

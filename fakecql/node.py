@@ -14,6 +14,12 @@
 # SyntaxError for an unknown verb) and logged as an UnexpectedRequest, so
 # the fixture fails the test that did not expect it.
 #
+# A repeated EXECUTE (the same request object: the codec decodes a repeated
+# frame once) is answered with the same frozen answer while nothing it
+# depends on changed (NodeSession._answer_depends_on); only reads of tables no
+# one writes behind the node's back (system.local, the schema tables) and
+# only while no priming exists are reused, so a test never sees a stale one.
+#
 # Rules: answers follow what Cassandra 4 / Scylla answer (the error codes
 # and the message wording drivers look for); every answer is one a driver
 # decodes (tests/integration/test_driver_decodes_results.py feeds them to
@@ -150,7 +156,8 @@ class _Prepared:
 
 # What a SELECT reads: its keyspace, its table, and its output columns as
 # (name, type, source column or None for count(*)).
-_Plan = Tuple[str, TableDef, List[Tuple[str, CqlType, Optional[str]]]]
+# The output columns' specs come with the plan: made (and checked) once, not per request.
+_Plan = Tuple[str, TableDef, List[Tuple[str, CqlType, Optional[str]]], Tuple[ColumnSpec, ...]]
 
 
 class _InvalidRequest(Exception):
@@ -342,6 +349,10 @@ class Node:
         """The statement prepared under this id; None if never prepared or evicted since."""
         return self._prepared.get(query_id)
 
+    def peek_prepared(self, query_id: bytes) -> Optional[_Prepared]:
+        """prepared(), not counted as a use of the statement (for logging)."""
+        return self._prepared.peek(query_id)
+
     def forget_prepared(self) -> None:
         """Drop every prepared statement, as a restarted node has (an EXECUTE gets UNPREPARED)."""
         self._prepared.clear()
@@ -376,9 +387,18 @@ class NodeSession:
         # SUPPORTED options of this connection only, over the node's (a Scylla
         # node tells each connection its own shard: fakecql/shards.py).
         self.own_supported: Dict[str, List[str]] = {}
+        # EXECUTE answers that can be given again (see _execute): id of the
+        # request -> (request, version, what the answer depended on, answer).
+        self._answers: Dict[int, Tuple[Execute, int, Tuple[Any, ...], Response]] = {}
+        self._answer_table: Optional[Tuple[str, str]] = None  # set by _select when its answer may be reused
 
     # Each handler returns exactly one response for its request.
     def handle(self, request: Request, version: int, stream: int) -> Response:
+        if type(request) is Execute and self.authenticated and self.started:  # the hot path, first
+            try:
+                return self._execute(request, version)
+            except _InvalidRequest as exc:
+                return self._invalid(exc, stream)
         if isinstance(request, Options):
             if self.own_supported:
                 return Supported(options={**self.node.supported, **self.own_supported})
@@ -407,10 +427,13 @@ class NodeSession:
             if isinstance(request, Batch):
                 return self._batch(request, version)
         except _InvalidRequest as exc:
-            if exc.code == ErrorCode.PROTOCOL_ERROR:
-                return self._protocol_error(stream, str(exc))
-            return Error(code=exc.code, message=str(exc))
+            return self._invalid(exc, stream)
         return self._protocol_error(stream, f"Unexpected message {request.opcode.name}")
+
+    def _invalid(self, exc: "_InvalidRequest", stream: int) -> Error:
+        if exc.code == ErrorCode.PROTOCOL_ERROR:
+            return self._protocol_error(stream, str(exc))
+        return Error(code=exc.code, message=str(exc))
 
     def _protocol_error(self, stream: int, message: str) -> Error:
         self.node.activity.add(
@@ -658,7 +681,8 @@ class NodeSession:
         for condition in statement.where:
             if condition.column not in types:
                 raise _InvalidRequest(f"Undefined column name {condition.column} in table {keyspace}.{table.name}")
-        return keyspace, table, output
+        specs = tuple(ColumnSpec(keyspace=keyspace, table=table.name, name=n, type=t) for n, t, _ in output)
+        return keyspace, table, output, specs
 
     def _select(
         self,
@@ -670,7 +694,10 @@ class NodeSession:
         *,
         skip_metadata: bool,
     ) -> Response:
-        keyspace, table, output = self._select_output(statement, normalized, default_keyspace)
+        keyspace, table, output, specs = self._select_output(statement, normalized, default_keyspace)
+        if table.derived or (keyspace == "system" and table.name == "local"):
+            # Rows made from the schema and the node's identity, which _answer_depends_on covers.
+            self._answer_table = (keyspace, table.name)
         start = _paging_offset(params.paging_state)
         rows = self.node.rows_of(keyspace, table)
         if statement.where:
@@ -702,7 +729,6 @@ class NodeSession:
             cells = cells[start : start + params.page_size]
         else:
             cells = cells[start:]
-        specs = tuple(ColumnSpec(keyspace=keyspace, table=table.name, name=n, type=t) for n, t, _ in output)
         if skip_metadata:
             metadata = RowsMetadata(paging_state=paging_state, no_metadata=True, column_count=len(specs))
         else:
@@ -795,8 +821,7 @@ class NodeSession:
     ) -> Tuple[ColumnSpec, ...]:
         """The result columns of a statement being prepared, or the error a real node answers."""
         if isinstance(statement, cql.Select):
-            keyspace, table, output = self._select_output(statement, normalized, keyspace_name)
-            return tuple(ColumnSpec(keyspace=keyspace, table=table.name, name=n, type=t) for n, t, _ in output)
+            return self._select_output(statement, normalized, keyspace_name)[3]
         keyspace, table = self._table(statement.keyspace, statement.table, keyspace_name, "INSERT")
         known = set(table.column_names)
         for column in statement.columns:
@@ -833,7 +858,23 @@ class NodeSession:
         )
 
     def _execute(self, request: Execute, version: int) -> Response:
-        prepared = self.node.prepared(request.query_id)
+        prepared = self.node.prepared(request.query_id)  # every time: an EXECUTE keeps it in the LRU
+        if prepared is not None:
+            reused = self._answers.get(id(request))
+            if reused is not None and reused[0] is request and reused[1] == version:
+                if reused[2] == self._answer_depends_on(prepared, reused[2][0]):
+                    return reused[3]
+            self._answer_table = None
+            answer = self._query(prepared.query, request.parameters, version, prepared=prepared,
+                                 statement_id=request.query_id)
+            if self._answer_table is not None:
+                depends_on = self._answer_depends_on(prepared, self._answer_table)
+                small = not isinstance(answer, RowsResult) or len(answer.rows) <= _REUSED_ROWS
+                if small and not depends_on[-2] and not depends_on[-1]:  # no priming, no row source
+                    if len(self._answers) >= _REUSED_ANSWERS:
+                        self._answers.clear()
+                    self._answers[id(request)] = (request, version, depends_on, answer)
+            return answer
         if prepared is None:
             return Error(
                 code=ErrorCode.UNPREPARED,
@@ -844,6 +885,23 @@ class NodeSession:
             )
         return self._query(prepared.query, request.parameters, version, prepared=prepared,
                            statement_id=request.query_id)
+
+    def _answer_depends_on(self, prepared: _Prepared, table: Optional[Tuple[str, str]]) -> Tuple[Any, ...]:
+        """What an EXECUTE's reusable answer depends on besides its own bytes.
+
+        Only answers read from tables no one writes to behind the node's back
+        are reused (system.local, the schema tables: see _select), and only
+        while no priming exists (a priming may match by a predicate, count,
+        expect): the same request on the same state gets the same answer. A
+        changed element here (the prepared statement evicted or re-prepared,
+        a schema change, the node's identity or address, its limits, the
+        connection's keyspace, a row source for the table, any priming) means
+        the request is answered afresh."""
+        node = self.node
+        primed = not node.priming_book.empty or (
+            bool(node._priming_sources) and any(not book.empty for book in node._priming_sources))
+        return (table, prepared, node.schema, node.schema.changes, node.identity, node.address, node.port,
+                node.limits, self.keyspace, primed, table in node.row_sources)
 
     def _batch(self, request: Batch, version: int) -> Response:
         # Looked up once: another connection's PREPARE may evict them meanwhile.
@@ -1022,6 +1080,8 @@ def _order_key(cql_type: CqlType, value: Any) -> Any:
 
 _PREPARED_OVERHEAD = 256  # bytes counted per prepared statement beside its text
 _SHOWN_QUERY = 1000  # characters of a query text an incident keeps
+_REUSED_ANSWERS = 16  # EXECUTE answers a connection keeps for reuse (all dropped when full)
+_REUSED_ROWS = 64  # an answer of more rows is not kept (a connection's memory stays small)
 
 
 def _over_limit(text: str, limit: int) -> bool:

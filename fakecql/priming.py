@@ -553,6 +553,11 @@ class PrimingBook:
         with self._lock:
             return list(self._primings)
 
+    @property
+    def empty(self) -> bool:
+        """No priming at all (read without the lock: one length, atomic)."""
+        return not self._primings
+
     def clear(self) -> None:
         """Forget every priming (and its expectation)."""
         with self._lock:

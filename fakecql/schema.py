@@ -853,6 +853,7 @@ class Schema:
         self._lock = threading.RLock()
         self._keyspaces: Dict[str, KeyspaceDef] = {}
         self._version: Optional[uuid.UUID] = None
+        self.changes = 0  # schema changes so far: what a node's cached answers are checked against
         self._listeners: List[Callable[[SchemaChange], None]] = []
         for spec in self._flavor.keyspaces:
             self._install_system_keyspace(spec)
@@ -1072,6 +1073,7 @@ class Schema:
 
     def _changed(self, change_type: str, target: str, keyspace: str, name: Optional[str]) -> None:
         self._version = None
+        self.changes += 1
         change = SchemaChange(change_type=change_type, target=target, keyspace=keyspace, name=name)
         for listener in list(self._listeners):
             listener(change)

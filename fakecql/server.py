@@ -16,6 +16,11 @@
 # mark). So one flooding client neither starves the others nor makes the
 # node buffer without bound.
 #
+# Hot path: a repeated EXECUTE on a connection no fault is aimed at is
+# counted and logged in one step (its frame-log entry copied, see
+# _repeated_entry) and answered by the node; with a fault the long way runs,
+# so faults see every request.
+#
 # Large requests (a frame body over Limits.offload_over) are decoded and
 # answered on the server's one worker thread: parsing a megabyte of CQL
 # takes long enough to be felt by every other connection if done on the
@@ -76,6 +81,7 @@ from .protocol.connection import (
     UndecodedRequest,
 )
 from .protocol.errors import FakeCQLError, UnsupportedVersionError
+from .protocol.frames import Opcode
 from .protocol.messages import Batch, Event, Execute, Prepare, Query, Response, Startup
 from .shards import ShardAssigner, Sharding
 from .tls import TLSConfig, TLSEngine, TLSHandshakeError
@@ -96,6 +102,12 @@ ANSWER_BYTES_PER_TURN = 64 * 1024
 # windows would on a slow path: the node stops reading ("in") or answering ("out")
 # until it holds half as much.
 WIRE_QUEUE_BOUND = 256 * 1024
+
+# Opcode -> its name, without Enum's name property on every request.
+_OPCODE_NAMES: Dict[int, str] = {opcode: opcode.name for opcode in Opcode}
+
+# EXECUTEs whose frame-log entry a connection keeps to copy (all dropped when full).
+DESCRIBED_KEPT = 32
 
 # A failure message shows this much of an incident's query text.
 QUERY_SHOWN = 500
@@ -193,6 +205,8 @@ class _Connection(asyncio.Protocol):
         self._paused_by_fault = False
         self._close_after_turn = False  # a fault asked to close once this turn's answers are sent
         self._handshake_started = False  # TLS bytes came in before the handshake completed
+        # id(EXECUTE) -> (it, its prepared statement, keyspace, version, limits, its logged entry): see _log_frame.
+        self._described: Dict[int, Tuple[Any, Any, Optional[str], int, Limits, FrameReceived]] = {}
 
     @property
     def faults(self) -> List[Fault]:
@@ -464,7 +478,17 @@ class _Connection(asyncio.Protocol):
 
     def _answer(self, event: RequestReceived) -> Optional[bytes]:
         message = event.message
-        go_on, request = self._faults_decide(message.opcode.name, event.stream, message)
+        if (type(message) is Execute and self.server.record_frames and not self.closing
+                and not self._faults_version_changed()):
+            if not self._faults:
+                entry = self._repeated_entry(message, event.version)
+                if entry is not None:
+                    # The hot path: a repeated EXECUTE, no fault to consult: counted and
+                    # logged at once, then answered as below.
+                    self.requests += 1
+                    self.activity.add_repeat(entry, event.stream, event.length, count="EXECUTE")
+                    return self._respond(event, self.session.handle(message, event.version, event.stream))
+        go_on, request = self._faults_decide(_OPCODE_NAMES[message.opcode], event.stream, message)
         if self.closing:
             return None
         self._log_frame(event)
@@ -481,7 +505,8 @@ class _Connection(asyncio.Protocol):
         Request they decided on, None when no fault looked)."""
         self.requests += 1
         self.activity.count_request(opcode)
-        faults = self.faults
+        plan = self.server.faults
+        faults = self._faults if plan.version == self._faults_version else self.faults
         if not faults:
             return True, None
         request = Request(opcode, self.requests, stream, lambda: _query_of(message, self.server.node),
@@ -527,6 +552,39 @@ class _Connection(asyncio.Protocol):
         if not self.server.record_frames:
             return
         message = event.message
+        if isinstance(message, Execute):
+            # The same EXECUTE on the same prepared statement and keyspace logs the
+            # same fields: described once, each entry then a copy with its own stream.
+            known = self._repeated_entry(message, event.version)
+            if known is not None:
+                self.activity.add_repeat(known, event.stream, event.length)
+                return
+            node = self.server.node
+            prepared = node.peek_prepared(message.query_id)
+            entry = self._frame_entry(event)
+            if len(self._described) >= DESCRIBED_KEPT:
+                self._described.clear()
+            self._described[id(message)] = (message, prepared, self.session.keyspace, event.version, node.limits, entry)
+            self.activity.add(entry)
+            return
+        self.activity.add(self._frame_entry(event))
+
+    def _faults_version_changed(self) -> bool:
+        return self.server.faults.version != self._faults_version
+
+    def _repeated_entry(self, message: Execute, version: int) -> Optional[FrameReceived]:
+        """The frame-log entry this EXECUTE had last time, if it would log the same now."""
+        known = self._described.get(id(message))
+        if known is None or known[0] is not message:
+            return None
+        node = self.server.node
+        if (known[1] is node.peek_prepared(message.query_id) and known[2] == self.session.keyspace
+                and known[3] == version and known[4] is node.limits):
+            return known[5]
+        return None
+
+    def _frame_entry(self, event: RequestReceived) -> FrameReceived:
+        message = event.message
         query = None
         if isinstance(message, Query):
             query = message.query
@@ -537,14 +595,14 @@ class _Connection(asyncio.Protocol):
             query = "BATCH"
         elif isinstance(message, Prepare):
             query = message.query
-        self.activity.add(FrameReceived(
+        return FrameReceived(
             self.number, version=event.version, stream=event.stream, opcode=message.opcode.name,
             length=event.length, query=query,
             startup_options=dict(message.options) if isinstance(message, Startup) else None,
             shard=self.shard,
             node=f"{self.server.host}:{self.server.port}",
             **requestlog.describe(message, self.server.node, self.session.keyspace),
-        ))
+        )
 
     def _respond(self, event: RequestReceived, response: Response, stream: Optional[int] = None) -> bytes:
         if isinstance(response, DeferredAnswer):

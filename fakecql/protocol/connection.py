@@ -10,6 +10,11 @@
 # switch to v5 segments once READY or AUTHENTICATE has gone out. What to
 # answer is the node's business (node.py), how bytes move is the server's.
 #
+# A small frame seen again on the connection (the same version, flags,
+# opcode and body: a pipelined EXECUTE) reuses the message decoded and
+# validated the first time; rows are encoded once per message object. Both
+# memos are small and per connection.
+#
 # Rules: after a fatal violation the connection takes no more input (the
 # caller answers, flushes and closes); a non-fatal one (a bad body in a good
 # frame) is answered on its stream and the connection goes on. Once a
@@ -17,13 +22,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence, Union
+import struct
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import uuid
 
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError, UnsupportedVersionError
 from .compression import COMPRESSORS, Lz4
 from .frames import (
     MAX_FRAME_BODY,
+    RESPONSE_BIT,
     FrameFlag,
     FrameHeader,
     FrameReader,
@@ -32,12 +39,31 @@ from .frames import (
     encode_segments,
     incomplete_envelope,
 )
-from .messages import Authenticate, Error, Ready, Request, Response, decode_message
+from .messages import Authenticate, Error, Ready, Request, Response, RowsResult, decode_message
 from .wire import Reader, Writer
 
 __all__ = ["ServerConnection", "RequestReceived", "ProtocolViolation", "UndecodedRequest", "ConnectionEvent"]
 
 DEFAULT_VERSIONS = (3, 4, 5)
+
+# Requests decoded once per distinct frame: a client repeating the same
+# request (the same EXECUTE, say) gets the message decoded and validated the
+# first time. Only small uncompressed bodies without a custom payload are
+# kept, at most this many per connection (all dropped when full).
+DECODED_BODY_MAX = 512
+DECODED_KEPT = 32
+# Rows encoded once per message object: the node gives the same frozen
+# RowsResult again for a repeated request (node.py), and its body is the
+# same bytes; at most this many per connection (all dropped when full).
+ENCODED_KEPT = 16
+ENCODED_BODY_MAX = 64 * 1024  # a larger body is encoded each time
+
+_RESPONSE_HEADER = struct.Struct(">BBhBi")
+
+# The frame flags as plain ints, for the per-frame checks.
+_COMPRESSION = int(FrameFlag.COMPRESSION)
+_TRACING = int(FrameFlag.TRACING)
+_CUSTOM_PAYLOAD = int(FrameFlag.CUSTOM_PAYLOAD)
 
 
 @dataclass(frozen=True)
@@ -142,6 +168,10 @@ class ServerConnection:
         self._segments: Optional[SegmentReader] = None
         self.compressor: Optional[Lz4] = None  # in force, both ways
         self._negotiated: Optional[Lz4] = None  # agreed in STARTUP, in force after READY/AUTHENTICATE
+        # (version, flags, opcode, body) -> the message decoded from it (DECODED_KEPT).
+        self._decoded: Dict[Tuple[int, int, int, bytes], Request] = {}
+        # id(message) -> (message, version, body) (ENCODED_KEPT).
+        self._encoded: Dict[int, Tuple[RowsResult, int, bytes]] = {}
 
     @property
     def pending_input(self) -> int:
@@ -186,13 +216,13 @@ class ServerConnection:
     def _read_frames(self, events: List[ConnectionEvent]) -> None:
         while not self.broken:
             try:
-                frame = self._frames.next_frame()
+                frame = self._frames.next_raw()
             except RemoteProtocolError as exc:
                 events.append(self._violation(exc))
                 continue
             if frame is None:
                 return
-            events.append(self._accept(frame.header, frame.body))
+            events.append(self._accept(*frame))
 
     def _check_self_contained(self, payload: bytes) -> None:
         if self._frames.mid_frame:
@@ -221,37 +251,50 @@ class ServerConnection:
             self.broken = True
         return ProtocolViolation(error=exc, stream=exc.stream, version=version, fatal=exc.fatal)
 
-    def _accept(self, header: FrameHeader, body: bytes) -> ConnectionEvent:
+    def _accept(self, version: int, flags: int, stream: int, opcode: int, body: bytes) -> ConnectionEvent:
         """Check a frame against the connection's state, then decode it (now, or later if large)."""
         if self.version is None:
-            self.version = header.version
-        elif header.version != self.version:
+            self.version = version
+        elif version != self.version:
             return self._violation(
                 RemoteProtocolError(
-                    f"invalid message version: got v{header.version} but previous messages "
+                    f"invalid message version: got v{version} but previous messages "
                     f"on this connection had version v{self.version}",
-                    stream=header.stream,
+                    stream=stream,
                 )
             )
         # v5 compresses segments, not envelopes: its envelope flag is
         # "deprecated and ignored" (v5 spec 2.4.1.2).
-        compressed = bool(header.flags & FrameFlag.COMPRESSION) and header.version < 5
+        compressed = bool(flags & _COMPRESSION) and version < 5
         if compressed and self.compressor is None:
             return self._violation(
                 RemoteProtocolError(
-                    f"frame on stream {header.stream} has the compression flag set, but no "
+                    f"frame on stream {stream} has the compression flag set, but no "
                     f"compression was negotiated in STARTUP",
-                    stream=header.stream,
+                    stream=stream,
                     fatal=False,
                 )
             )
+        length = len(body)
+        remembered = not compressed and not flags & _CUSTOM_PAYLOAD and length <= DECODED_BODY_MAX
+        if remembered:
+            key = (version, flags, opcode, body)
+            message = self._decoded.get(key)
+            if message is not None:
+                return RequestReceived(stream, version, message, bool(flags & _TRACING), None, length)
         request = UndecodedRequest(
-            header=header, body=body, compressor=self.compressor if compressed else None,
+            header=FrameHeader(version, flags, stream, opcode, length),
+            body=body, compressor=self.compressor if compressed else None,
             max_body=self.max_frame_body,
         )
-        if self.decode_later_over is not None and header.length > self.decode_later_over:
+        if self.decode_later_over is not None and length > self.decode_later_over:
             return request
-        return request.decode()
+        event = request.decode()
+        if remembered and isinstance(event, RequestReceived):
+            if len(self._decoded) >= DECODED_KEPT:
+                self._decoded.clear()
+            self._decoded[key] = event.message
+        return event
 
     # -- output ----------------------------------------------------------------
     def send(
@@ -266,6 +309,14 @@ class ServerConnection:
     ) -> bytes:
         """Encode `message` as the answer on `stream` (-1 for events)."""
         version = version or self.version or self.versions[-1]
+        if (type(message) is RowsResult and tracing_id is None and not warnings and custom_payload is None
+                and self.compressor is None and not self.segments):
+            # The hot path: rows, plain frames, body encoded once per message object.
+            body = self._encode_body(message, version)
+            try:
+                return _RESPONSE_HEADER.pack(version | RESPONSE_BIT, 0, stream, message.opcode, len(body)) + body
+            except struct.error:
+                pass  # out of range: the general path below says what is wrong
         flags = 0
         prefix = Writer()
         if tracing_id is not None:
@@ -294,6 +345,19 @@ class ServerConnection:
             if version >= 5:
                 self._switch_to_segments()
         return frame
+
+    def _encode_body(self, message: RowsResult, version: int) -> bytes:
+        """`message`'s body, encoded once per message object and version (messages are frozen)."""
+        known = self._encoded.get(id(message))
+        if known is not None and known[0] is message and known[1] == version:
+            return known[2]
+        body = message.encode_body(version)
+        if len(body) > ENCODED_BODY_MAX:
+            return body
+        if len(self._encoded) >= ENCODED_KEPT:
+            self._encoded.clear()
+        self._encoded[id(message)] = (message, version, body)
+        return body
 
     def error_frame(self, violation: ProtocolViolation) -> bytes:
         """The ERROR frame that answers `violation`, in a version the client reads."""

@@ -14,7 +14,7 @@ import enum
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import List, Optional, Protocol, Sequence
+from typing import List, Optional, Protocol, Sequence, Tuple
 
 from .errors import (
     FrameTooLargeError,
@@ -165,6 +165,9 @@ class FrameReader:
         self.versions = tuple(versions)
         self.max_body = max_body
         self.expect_response = expect_response
+        # Version bytes next_raw() takes without next_frame()'s checks: v3+ in the right direction.
+        self._plain_version_bytes = frozenset(
+            v | (RESPONSE_BIT if expect_response else 0) for v in self.versions if 3 <= v < RESPONSE_BIT)
 
     @property
     def buffered(self) -> int:
@@ -207,6 +210,30 @@ class FrameReader:
         del self._buf[:end]
         self._header = None
         return Frame(header, body)
+
+    def next_raw(self) -> Optional[Tuple[int, int, int, int, bytes]]:
+        """(version, flags, stream, opcode, body) of the next whole frame, or None
+        if more bytes are needed: next_frame() without building objects, for a
+        node's hot path. A frame the quick checks (served v3+ version byte,
+        known opcode, length within bounds) do not pass goes through
+        next_frame(), which raises what it raises."""
+        buf = self._buf
+        if self._header is None and not self._discard and len(buf) >= HEADER_SIZE:
+            version_byte, flags, stream, opcode, length = _HEADER.unpack_from(buf)
+            if (version_byte in self._plain_version_bytes and opcode in _OPCODES
+                    and 0 <= length <= self.max_body):
+                end = HEADER_SIZE + length
+                if len(buf) >= end:
+                    version = version_byte & ~RESPONSE_BIT
+                    self.last_version = version
+                    body = bytes(buf[HEADER_SIZE:end])
+                    del buf[:end]
+                    return version, flags, stream, opcode, body
+        frame = self.next_frame()
+        if frame is None:
+            return None
+        header = frame.header
+        return header.version, header.flags, header.stream, header.opcode, frame.body
 
     def _check_version_byte(self) -> bool:
         """Refuse a bad version byte; False while an unsupported one awaits its stream id."""
