@@ -32,7 +32,7 @@ Section = Tuple[str, Rows]  # (Markdown report, summary rows)
 
 
 def reactor_section(quick: bool) -> Section:
-    result = reactor_throughput.collect(queries=3000 if quick else 20000, rounds=1 if quick else 3)
+    result = reactor_throughput.collect(queries=3000 if quick else 20000, rounds=1 if quick else 5)
     medians = result["medians"]
     rows: Rows = []
     for mine in ("transport", "transport-uvloop"):
