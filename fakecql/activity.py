@@ -319,17 +319,7 @@ class ActivityLog:
         frame = type(entry) is FrameReceived  # the common entry, one per request: fewer checks
         size = entry.budget if frame else _text_size(entry)  # type: ignore[attr-defined]
         with self._lock:
-            self._added += 1
-            ring = self._ring
-            if len(ring) == ring.maxlen:  # full: append() drops the oldest, count it
-                dropped = _text_size(ring[0])
-                self._text -= dropped
-                self._dropped += 1
-                self._text_dropped += dropped
-            ring.append(entry)
-            self._text += size
-            if self.max_text_bytes is not None and self._text > self.max_text_bytes:
-                self._evict_text()
+            self._into_ring(entry, size)
             if frame:
                 pass
             elif isinstance(entry, Incident):
@@ -337,9 +327,28 @@ class ActivityLog:
             elif isinstance(entry, ConnectionOpened):
                 self._connections += 1
             if self._waiters:
-                for waiter in self._waiters:
-                    waiter.append(entry)
-                self._condition.notify_all()
+                self._wake_waiters(entry)
+
+    def _into_ring(self, item: "Union[Entry, _Repeat]", size: int) -> None:
+        """Under the lock: `item` into the ring (the oldest dropped and counted
+        when it is full), its text counted against the budget."""
+        self._added += 1
+        ring = self._ring
+        if len(ring) == ring.maxlen:  # full: append() drops the oldest, count it
+            dropped = _text_size(ring[0])
+            self._text -= dropped
+            self._dropped += 1
+            self._text_dropped += dropped
+        ring.append(item)
+        self._text += size
+        if self.max_text_bytes is not None and self._text > self.max_text_bytes:
+            self._evict_text()
+
+    def _wake_waiters(self, item: "Union[Entry, _Repeat]") -> None:
+        """Under the lock: every wait_for() in progress sees `item`."""
+        for waiter in self._waiters:
+            waiter.append(item)  # type: ignore[arg-type]
+        self._condition.notify_all()
 
     def add_repeat(self, entry: "FrameReceived", stream: int, length: int, *, count: Optional[str] = None) -> None:
         """Add `entry` again, received now on `stream` with a body of `length`
@@ -362,21 +371,9 @@ class ActivityLog:
                 repeat: Union[Entry, _Repeat] = FrameReceived.copy_of(entry, stream=stream, length=length, at=at)
             else:
                 repeat = (entry, stream, length, at)
-            self._added += 1
-            ring = self._ring
-            if len(ring) == ring.maxlen:  # full: append() drops the oldest, count it
-                dropped = _text_size(ring[0])
-                self._text -= dropped
-                self._dropped += 1
-                self._text_dropped += dropped
-            ring.append(repeat)
-            self._text += size
-            if self.max_text_bytes is not None and self._text > self.max_text_bytes:
-                self._evict_text()
+            self._into_ring(repeat, size)
             if self._waiters:
-                for waiter in self._waiters:
-                    waiter.append(repeat)  # type: ignore[arg-type]
-                self._condition.notify_all()
+                self._wake_waiters(repeat)
 
     def count_request(self, opcode: str) -> None:
         """Count one request by its opcode's name (QUERY, EXECUTE, ...); kept even when frames are not logged."""
