@@ -349,11 +349,19 @@ def error_on_startup(run: Run) -> None:
 
 # -- 7. resets --------------------------------------------------------------------------------
 
+LAST_ERROR_SETTLE = 1.0  # seconds a defunct connection gets to set its last_error
+
+
 def _expect_reset_reported(run: Run, when: str, request: Optional[Request] = None) -> None:
     connection = run.connection
     wait_until(lambda: connection.connected_event.is_set() and connection.is_defunct, run.deadline,
                f"a defunct connection (with connected_event set) after a reset {when}",
                seen=lambda: describe(connection))
+    # The driver's defunct() sets is_defunct first and last_error just after,
+    # on the reactor's thread: let it finish (bounded) before reading it.
+    settled_by = time.monotonic() + LAST_ERROR_SETTLE
+    while connection.last_error is None and time.monotonic() < settled_by:
+        time.sleep(0.01)
     expect(is_reset_error(connection.last_error),
            f"expected the reset (ECONNRESET/EPIPE) as last_error after a reset {when}; {describe(connection)}")
     if request is not None:
