@@ -105,7 +105,15 @@ class ServeProcess:
     def stop(self, sig: int = signal.SIGINT) -> Tuple[int, List[str], List[str]]:
         """Send `sig`; (exit status, all stdout lines, all stderr lines)."""
         self.proc.send_signal(sig)
-        status = self.proc.wait(TIMEOUT)
+        try:
+            status = self.proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            # Still running: SIGABRT makes its faulthandler (on under -X dev /
+            # PYTHONDEVMODE) print every thread's stack, which the failure shows.
+            self.proc.send_signal(signal.SIGABRT)
+            self.proc.wait(TIMEOUT)
+            raise AssertionError(f"serve did not stop within {TIMEOUT} s of signal {sig}; its stderr (threads' "
+                                 f"stacks at the end):\n" + "\n".join(self.err.rest())) from None
         return status, self.out.rest(), self.err.rest()
 
     def snippet(self, title: str) -> str:
