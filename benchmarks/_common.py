@@ -56,6 +56,16 @@ def _installed(dist: str) -> bool:
         return False
 
 
+def stop_process(proc: "subprocess.Popen[str]") -> None:
+    """SIGTERM, then SIGKILL if it is still there after 10 s; reaped either way."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 class NodeProcess:
     """`python -m fakecql serve` in its own process (its own GIL), stopped on exit.
 
@@ -104,12 +114,7 @@ class NodeProcess:
             sink.append(line.rstrip("\n"))
 
     def __exit__(self, *exc_info: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc)
         for thread in self.drains:
             thread.join(10)
         for stream in (self.proc.stdout, self.proc.stderr):

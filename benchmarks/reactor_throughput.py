@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks._common import LISTENING, NodeProcess, machine, median, percentile, table  # noqa: E402
+from benchmarks._common import LISTENING, NodeProcess, machine, median, percentile, stop_process, table  # noqa: E402
 
 QUERY = "SELECT release_version FROM system.local WHERE key = ?"
 ALL_REACTORS = ["transport", "transport-uvloop", "libev", "asyncio"]
@@ -74,12 +74,7 @@ class CannedPeer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self.certs.cleanup()
