@@ -142,25 +142,30 @@ def test_connection_lost_without_error_closes(connections, ca, server_context):
     assert conn.is_closed and not conn.is_defunct
 
 
+class WriteSpy:
+    """In front of a protocol's transport (uvloop's transports take no new
+    attributes): what goes through transport.write() lands in `written`."""
+
+    def __init__(self, transport: Any, written: List[bytes]) -> None:
+        self.transport = transport
+        self.written = written
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+        self.transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
 def test_writes_reach_transport_write(connections):
     conn, peer = connections()
     peer.serve_startup()
     assert conn.connected_event.wait(WAIT)
     written: List[bytes] = []
 
-    class Spy:  # in front of the transport (uvloop's transports take no new attributes)
-        def __init__(self, transport: Any) -> None:
-            self.transport = transport
-
-        def write(self, data: bytes) -> None:
-            written.append(bytes(data))
-            self.transport.write(data)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.transport, name)
-
     def spy() -> None:
-        conn._protocol.transport = Spy(conn._protocol.transport)
+        conn._protocol.transport = WriteSpy(conn._protocol.transport, written)
 
     on_loop(conn, spy)
     query(conn, "SELECT release_version FROM system.local")

@@ -20,7 +20,7 @@ from cqltransport.protocol import _PLAINTEXT_CHUNK, TLSLayer
 from cqltransport.reactor import COMPACT_AT
 from fakecql.tls import TLSConfig, client_context
 
-from .test_transport_reactor import WAIT, connections, on_loop, query  # noqa: F401 (fixture)
+from .test_transport_reactor import WAIT, WriteSpy, connections, on_loop, query  # noqa: F401 (fixture)
 
 
 class _Request:
@@ -60,17 +60,6 @@ def test_requests_pushed_by_response_callbacks_go_out_in_one_write(connections):
     writes: List[bytes] = []
     flushes: List[Any] = []  # flushes run as loop callbacks (through _guard)
 
-    class Spy:  # in front of the transport (uvloop's transports take no new attributes)
-        def __init__(self, transport: Any) -> None:
-            self.transport = transport
-
-        def write(self, data: bytes) -> None:
-            writes.append(bytes(data))
-            self.transport.write(data)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.transport, name)
-
     real_guard = conn._guard
 
     def guard(callback: Any, *args: Any) -> None:
@@ -79,7 +68,7 @@ def test_requests_pushed_by_response_callbacks_go_out_in_one_write(connections):
         real_guard(callback, *args)
 
     def spy() -> None:
-        conn._protocol.transport = Spy(conn._protocol.transport)
+        conn._protocol.transport = WriteSpy(conn._protocol.transport, writes)
         conn._guard = guard
 
     def unspy() -> None:
