@@ -196,9 +196,12 @@ class CQLProtocol(asyncio.BufferedProtocol):
         try:
             callback(*args)
         except Exception as exc:
-            log.debug("Connection %s failed in %s: %r", self.connection, callback.__name__, exc)
-            self.connection.defunct(exc)  # closes us too: what is buffered (a TLS alert) still goes out
-            self.close()
+            self._failed(exc, callback.__name__)
+
+    def _failed(self, exc: Exception, where: str) -> None:
+        log.debug("Connection %s failed in %s: %r", self.connection, where, exc)
+        self.connection.defunct(exc)  # closes us too: what is buffered (a TLS alert) still goes out
+        self.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._guard(self._made, transport)
@@ -219,7 +222,14 @@ class CQLProtocol(asyncio.BufferedProtocol):
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._guard(self._received, self._buffer[:nbytes])
+        # Once per read: _guard's work inline, and plain TCP straight to the connection.
+        try:
+            if self.tls is None:
+                self.connection._bytes_received(self._buffer[:nbytes])
+            else:
+                self._received(self._buffer[:nbytes])
+        except Exception as exc:
+            self._failed(exc, "buffer_updated")
 
     def data_received(self, data: bytes) -> None:  # what a transport without get_buffer calls
         self._guard(self._received, data)
@@ -278,10 +288,13 @@ class CQLProtocol(asyncio.BufferedProtocol):
 
     # -- writing and closing (loop thread only) -----------------------------------
     def write(self, plaintext: bytes) -> None:
-        if self.tls is not None:
-            self._send(self.tls.encrypt(plaintext))
-        else:
-            self._send(plaintext)
+        # Once per flush: _send's checks inline; nothing is encrypted for a closing transport.
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        data = plaintext if self.tls is None else self.tls.encrypt(plaintext)
+        if data:
+            transport.write(data)
 
     def _send(self, data: bytes) -> None:
         if data and self.transport is not None and not self.transport.is_closing():

@@ -44,6 +44,7 @@ from typing import Any, Callable, List, Optional
 from cassandra.connection import Connection, ConnectionException, ConnectionShutdown
 
 from .protocol import CQLProtocol, TLSLayer
+from .selector import selector_loop
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ class AsyncioTransportConnection(Connection):
     # What makes the reactor's loop (called once per loop thread); a subclass
     # may set its own, as UvloopTransportConnection does (cqltransport/loops.py),
     # and then gets a loop thread of its own (__init_subclass__).
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = staticmethod(selector_loop)  # asyncio's loop, a leaner select()
 
     _loop: Optional[asyncio.AbstractEventLoop] = None
     _loop_thread: Optional[threading.Thread] = None
