@@ -1,15 +1,21 @@
 # The transport reactor's default loop: asyncio's own SelectorEventLoop,
 # given an epoll selector whose select() does less per call.
 #
-# Why: at one request in flight the loop turns once per query, and the
-# selector's select() is the largest share of a turn's own Python work
-# (selectors.EpollSelector rounds the timeout, and makes a method call and
-# two bit tests per ready descriptor). The loop is unchanged: same class,
-# same callbacks, same transports; only select() is shorter.
+# Why: at one request in flight the loop turns once per query, and
+# select() is, with _run_once, the largest share of a turn's own Python
+# work (a py-spy profile at one in flight, plain TCP). EpollSelector's
+# makes a method call per ready descriptor (_key_from_fd) and computes
+# max(); this one does not: 1.3 instead of 1.9 µs per call with one ready
+# descriptor (Python 3.11, this project's 2-core machine). A small saving,
+# a fraction of a per cent of a query; the loop is unchanged: same class,
+# same callbacks, same transports.
 #
 # Rules: the result is what EpollSelector.select returns (a list of (key,
-# events) for registered descriptors); where epoll is missing (not Linux)
-# the factory makes the loop asyncio would make.
+# events) for registered descriptors), tested against it. It reads the
+# two attributes CPython's own selectors keep (_selector: the epoll
+# object, _fd_to_key), present in every Python this project supports
+# (3.9-3.13). Where epoll is missing (not Linux) the factory makes the
+# loop asyncio would make.
 from __future__ import annotations
 
 import asyncio
