@@ -203,6 +203,8 @@ def main() -> None:
         return
     with open(results_path, "w") as handle:
         handle.write(results)
+    with open(readme_path) as handle:  # again: the runs take minutes, and the README may have been edited meanwhile
+        readme = handle.read()
     replaced, count = re.subn(re.escape(BEGIN) + ".*?" + re.escape(END),
                               lambda _: f"{BEGIN}\n{headline}\n{END}", readme, flags=re.S)
     if count != 1:
