@@ -11,7 +11,13 @@ run is printed so a reader sees it was not saturated (--peer node drives a
 fakecql node process instead). Prints queries/s, client CPU µs per query
 (utime+stime of the client process), the peer's CPU use, the cyclic garbage
 collector's work per 10,000 queries (gc left on), and the ratios of the
-transport reactor to libev. Prints figures; asserts nothing.
+transport reactor to libev: of the medians, and round by round (each round
+runs the reactors back to back, so a round's ratio compares like with like
+on a machine whose speed drifts). Where two CPUs are usable, the client runs
+on one and the peer on another, as they would on two machines: left to the
+scheduler, the two sometimes share a CPU and sometimes not, which moved
+single runs at one request in flight by a quarter (--no-pin to allow it).
+Prints figures; asserts nothing.
 
     python benchmarks/reactor_throughput.py [--queries 20000] [--concurrency 1,16,128] [--rounds 3]
     python benchmarks/reactor_throughput.py --profile transport --concurrency 1 --transports tls
@@ -19,6 +25,7 @@ transport reactor to libev. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -30,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -46,6 +53,28 @@ def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def placement(pin: bool) -> Tuple[Optional[int], Optional[int], str]:
+    """(the client's CPU, the peer's CPU, a line saying so): two different
+    CPUs of those this process may run on, or None and None (and why)."""
+    if not pin:
+        return None, None, "CPU placement: left to the scheduler (--no-pin)"
+    if not hasattr(os, "sched_setaffinity"):
+        return None, None, "CPU placement: left to the scheduler (no sched_setaffinity on this system)"
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None, f"CPU placement: left to the scheduler (only CPU {cpus[0]} is usable)"
+    return cpus[0], cpus[-1], f"CPU placement: the client on CPU {cpus[0]}, the peer on CPU {cpus[-1]}"
+
+
+def pin_process(pid: int, cpu: int) -> None:
+    """Every thread of process `pid` onto `cpu` (threads it starts later inherit it)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(task), {cpu})
+        except ProcessLookupError:  # a thread that has just ended
+            pass
 
 
 class CannedPeer:
@@ -99,6 +128,8 @@ class GarbageCount:
 
 def worker(args: argparse.Namespace) -> None:
     """One measurement, in this process: print one JSON line."""
+    if args.cpu is not None:  # before the driver starts a thread: they all inherit it
+        os.sched_setaffinity(0, {args.cpu})
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
     from cassandra.query import tuple_factory
@@ -259,27 +290,35 @@ def run(session: Any, statement: Any, total: int, concurrency: int) -> List[floa
 # -- the driver: peers, rounds, medians --------------------------------------------------
 
 
-def worker_argv(peer: Any, reactor: str, tls: bool, queries: int, concurrency: int) -> List[str]:
+def worker_argv(peer: Any, reactor: str, tls: bool, queries: int, concurrency: int,
+                cpu: Optional[int] = None) -> List[str]:
     argv = [sys.executable, os.path.abspath(__file__), "--worker", "--reactor", reactor,
             "--host", peer.host, "--port", str(peer.port), "--queries", str(queries),
             "--concurrency", str(concurrency), "--peer-pid", str(peer.proc.pid)]
     if tls:
         argv += ["--ca", peer.ca_pem]
+    if cpu is not None:
+        argv += ["--cpu", str(cpu)]
     return argv
 
 
-def measure(peer: Any, reactor: str, tls: bool, queries: int, concurrency: int) -> Dict[str, float]:
-    result = subprocess.run(worker_argv(peer, reactor, tls, queries, concurrency),
+def measure(peer: Any, reactor: str, tls: bool, queries: int, concurrency: int,
+            cpu: Optional[int] = None) -> Dict[str, float]:
+    result = subprocess.run(worker_argv(peer, reactor, tls, queries, concurrency, cpu),
                             capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         raise RuntimeError(f"{reactor} failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def start_peer(kind: str, tls: bool) -> Any:
-    if kind == "node":
-        return NodeProcess(*(["--tls", "--tls-min", "1.3"] if tls else []))
-    return CannedPeer(tls)
+@contextlib.contextmanager
+def start_peer(kind: str, tls: bool, cpu: Optional[int] = None) -> Iterator[Any]:
+    """The peer, running (on `cpu` if one is given), stopped on exit."""
+    peer = NodeProcess(*(["--tls", "--tls-min", "1.3"] if tls else [])) if kind == "node" else CannedPeer(tls)
+    with peer:
+        if cpu is not None:
+            pin_process(peer.proc.pid, cpu)
+        yield peer
 
 
 def known_reactors(names: Sequence[str]) -> Tuple[List[str], Dict[str, str]]:
@@ -294,23 +333,24 @@ def known_reactors(names: Sequence[str]) -> Tuple[List[str], Dict[str, str]]:
 
 def collect(queries: int = 20000, concurrencies: Sequence[int] = (1, 16, 128), rounds: int = 3,
             reactors: Sequence[str] = ALL_REACTORS, transports: Sequence[str] = ("tls", "plain"),
-            peer_kind: str = "canned", verbose: bool = False) -> Dict[str, Any]:
+            peer_kind: str = "canned", verbose: bool = False, pin: bool = True) -> Dict[str, Any]:
     """Run the measurements; the Markdown report, the throughput ratios
     transport/other at TLS 1.3, C = max, and the medians of every
     (transport, C, reactor) cell (for run_all's summary)."""
     usable, unusable = known_reactors(reactors)
-    lines = [f"# Reactor throughput\n\n{machine()}\n"]
+    client_cpu, peer_cpu, where = placement(pin)
+    lines = [f"# Reactor throughput\n\n{machine()}\n\n{where}\n"]
     for name, reason in unusable.items():
         lines.append(f"not measured: {name}: {reason}")
     samples: Dict[Tuple[str, int, str], List[Dict[str, float]]] = defaultdict(list)
     for transport in transports:
         tls = transport == "tls"
-        with start_peer(peer_kind, tls) as peer:
+        with start_peer(peer_kind, tls, peer_cpu) as peer:
             for round_number in range(rounds):
                 order = usable if round_number % 2 == 0 else usable[::-1]
                 for concurrency in concurrencies:
                     for reactor in order:
-                        figures = measure(peer, reactor, tls, queries, concurrency)
+                        figures = measure(peer, reactor, tls, queries, concurrency, client_cpu)
                         samples[(transport, concurrency, reactor)].append(figures)
                         if verbose:
                             print(f"  {transport} C={concurrency} {reactor}: {figures['qps']:,.0f} q/s, "
@@ -364,8 +404,12 @@ def collect(queries: int = 20000, concurrencies: Sequence[int] = (1, 16, 128), r
                         "reactor": mine, "transport": transport, "C": concurrency,
                         "queries/s ratio": f"{mid(ours, 'qps') / mid(base, 'qps'):.2f}x",
                         "CPU/query ratio": f"{mid(ours, 'cpu_us') / mid(base, 'cpu_us'):.2f}x",
+                        "rounds ahead, q/s (range)": _round_by_round(samples[ours], samples[base], "qps", higher=True),
+                        "rounds cheaper, CPU (range)": _round_by_round(samples[ours], samples[base], "cpu_us",
+                                                                       higher=False),
                     })
-        lines.append(table(ratio_rows, ["reactor", "transport", "C", "queries/s ratio", "CPU/query ratio"]))
+        lines.append(table(ratio_rows, ["reactor", "transport", "C", "queries/s ratio", "CPU/query ratio",
+                                        "rounds ahead, q/s (range)", "rounds cheaper, CPU (range)"]))
     if "transport" in usable and "tls" in transports:
         top = max(concurrencies)
         for other in usable:
@@ -376,11 +420,22 @@ def collect(queries: int = 20000, concurrencies: Sequence[int] = (1, 16, 128), r
     return {"report": "\n".join(lines), "ratios": ratios, "C": max(concurrencies), "medians": medians}
 
 
-def profile(reactor: str, tls: bool, queries: int, concurrency: int, peer_kind: str, lines: int) -> None:
+def _round_by_round(ours: List[Dict[str, float]], base: List[Dict[str, float]], field: str, higher: bool) -> str:
+    """How many rounds `ours` did better in (a round runs both back to back),
+    and the lowest and highest of the rounds' ratios: "4/5 (0.97x-1.12x)"."""
+    ratios = [mine[field] / theirs[field] for mine, theirs in zip(ours, base)]
+    better = sum(1 for ratio in ratios if (ratio >= 1.0 if higher else ratio <= 1.0))
+    return f"{better}/{len(ratios)} ({min(ratios):.2f}x-{max(ratios):.2f}x)"
+
+
+def profile(reactor: str, tls: bool, queries: int, concurrency: int, peer_kind: str, lines: int,
+            pin: bool = True) -> None:
     """One run of `reactor` under cProfile, with the types of the objects
     left in reference cycles (gc.DEBUG_SAVEALL over a second run)."""
-    with start_peer(peer_kind, tls) as peer:
-        argv = worker_argv(peer, reactor, tls, queries, concurrency)
+    client_cpu, peer_cpu, where = placement(pin)
+    print(where)
+    with start_peer(peer_kind, tls, peer_cpu) as peer:
+        argv = worker_argv(peer, reactor, tls, queries, concurrency, client_cpu)
         for extra in (["--profile", "--profile-lines", str(lines)], ["--gc-debug"]):
             result = subprocess.run(argv + extra, capture_output=True, text=True, timeout=900)
             sys.stdout.write(result.stderr)
@@ -398,6 +453,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--profile", metavar="REACTOR", nargs="?", const=True,
                         help="profile one run of REACTOR (first concurrency and transport) instead")
     parser.add_argument("--profile-lines", type=int, default=30)
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="leave the client's and the peer's CPUs to the scheduler")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--gc-debug", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--reactor", help=argparse.SUPPRESS)
@@ -405,6 +462,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--ca", help=argparse.SUPPRESS)
     parser.add_argument("--peer-pid", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         args.concurrency = int(args.concurrency)
@@ -414,10 +472,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     transports = args.transports.split(",")
     if args.profile:
         print(machine())
-        profile(args.profile, transports[0] == "tls", args.queries, concurrencies[0], args.peer, args.profile_lines)
+        profile(args.profile, transports[0] == "tls", args.queries, concurrencies[0], args.peer, args.profile_lines,
+                args.pin)
         return
     figures = collect(args.queries, concurrencies, args.rounds, args.reactors.split(","), transports,
-                      args.peer, verbose=True)
+                      args.peer, verbose=True, pin=args.pin)
     print(figures["report"])
 
 
