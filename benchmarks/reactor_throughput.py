@@ -14,9 +14,11 @@ collector's work per 10,000 queries (gc left on), and the ratios of the
 transport reactor to libev: of the medians, and round by round (each round
 runs the reactors back to back, so a round's ratio compares like with like
 on a machine whose speed drifts). Where two CPUs are usable, the client runs
-on one and the peer on another, as they would on two machines: left to the
-scheduler, the two sometimes share a CPU and sometimes not, which moved
-single runs at one request in flight by a quarter (--no-pin to allow it).
+on one and the peer on another, as on two machines: the peer never runs on
+the client's CPU, so the client's CPU figures are its own (--no-pin leaves
+the placement to the scheduler). Pinning does not make single runs agree:
+on a 2-CPU VM they still spread by a factor of two at one request in flight,
+which is why the ratio table says round by round how often each was ahead.
 Prints figures; asserts nothing.
 
     python benchmarks/reactor_throughput.py [--queries 20000] [--concurrency 1,16,128] [--rounds 3]
