@@ -36,6 +36,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from importlib import metadata
 from pathlib import Path
@@ -340,6 +341,39 @@ def _faults(specs: List[str]) -> List[Fault]:
         raise _UsageError(f"--fault {exc}") from None
 
 
+class StopRequest:
+    """What SIGINT and SIGTERM set while `serve` runs: a flag, polled.
+
+    A Python signal handler runs in the main thread between two bytecodes,
+    possibly while that thread holds a lock. threading.Event.set() from the
+    handler then waits forever for the lock that the interrupted
+    Event.wait() holds, and serve ignored SIGINT (seen in CI). Setting an
+    attribute takes no lock."""
+
+    POLL = 0.2  # seconds: how late a stop can be noticed
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def set(self, *_signal: object) -> None:
+        """Ask to stop; usable as a signal handler."""
+        self.requested = True
+
+    def is_set(self) -> bool:
+        return self.requested
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep `timeout` seconds at most (a stop is noticed within POLL);
+        True if a stop was asked for."""
+        deadline = time.monotonic() + timeout
+        while not self.requested:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(left, self.POLL))
+        return self.requested
+
+
 def _serve(args: argparse.Namespace) -> int:
     if "list" in args.fault:
         print(describe(), flush=True)
@@ -383,8 +417,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"warning: listening on {args.host}, not loopback: other machines can reach this fake node",
               file=sys.stderr, flush=True)
     # From here on SIGINT/SIGTERM only ask to stop: the node starts, then stops cleanly.
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop = StopRequest()
+    previous = {sig: signal.signal(sig, stop.set) for sig in (signal.SIGINT, signal.SIGTERM)}
     temp_dir: Optional[Path] = None
     try:
         tls = None
@@ -472,7 +506,7 @@ def _check_cluster_flags(args: argparse.Namespace) -> None:
 
 
 def _serve_cluster(args: argparse.Namespace, tls: Optional[TLSConfig], files: Dict[str, Path], limits: Limits,
-                   stop: threading.Event, faults: Sequence[Fault] = ()) -> int:
+                   stop: StopRequest, faults: Sequence[Fault] = ()) -> int:
     """serve --nodes: a CQLCluster (with --nlb a Scylla one, and PrivateLink's NLB and client
     routes in front of it); one line per node, the NLB's lines or the snippets, then serve until stopped."""
     from .cluster import CQLCluster, PrivateLink
