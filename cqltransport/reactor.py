@@ -25,7 +25,9 @@
 # Speed: a request pushed from a response callback (the loop thread, while
 # a read is being processed) costs no loop callback: what the read's
 # callbacks pushed goes out in one write when the read is done (or when
-# FLUSH_BATCH frames wait). Other threads wake the loop once per batch. A
+# FLUSH_BATCH frames wait), except a request that is the connection's only
+# one in flight: it goes out at once, since the node has nothing else of
+# ours to work on. Other threads wake the loop once per batch. A
 # cancelled timer lets go of its callback at once, so a finished request
 # is freed when the driver drops it, not when its timeout would have come.
 from __future__ import annotations
@@ -436,9 +438,10 @@ class AsyncioTransportConnection(Connection):
         on_loop = threading.current_thread() is self._loop_thread
         with self._pending_lock:
             self._pending.append(data)
-            if on_loop and len(self._pending) >= FLUSH_BATCH:
-                # A full batch goes out at once: the node starts on it while
-                # we go on reading, instead of the two taking turns.
+            if on_loop and (len(self._requests) <= 1 or len(self._pending) >= FLUSH_BATCH):
+                # Out at once, so that the node works while we go on: the only
+                # request in flight (the node is idle: it answers while we
+                # finish the read's callbacks), or a full batch.
                 flush_now = True
             elif self._flush_scheduled or (on_loop and self._reading):
                 return  # a flush is coming: the scheduled one, or the read's own

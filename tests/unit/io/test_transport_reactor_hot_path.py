@@ -2,8 +2,9 @@
 # per query, checked by what can be observed rather than by timing: no
 # reference cycle per query, no request kept alive by its cancelled timer,
 # no timer heap growing with finished requests, one write (and no loop
-# callback) for what response callbacks push during a read, and TLS
-# plaintext handed over whole however it is chunked.
+# callback) for what response callbacks push during a read, except the only
+# request in flight, written at once, and TLS plaintext handed over whole
+# however it is chunked.
 from __future__ import annotations
 
 import gc
@@ -95,6 +96,39 @@ def test_requests_pushed_by_response_callbacks_go_out_in_one_write(connections):
     assert texts == ["SELECT follow_up"] * count
     assert len(writes) == 1 and writes[0].count(b"SELECT follow_up") == count
     assert flushes == []  # no loop callback to flush them
+
+
+def test_the_only_request_in_flight_goes_out_before_the_read_is_done(connections):  # noqa: F811
+    # With nothing else in flight the node is idle: a request pushed by a
+    # response callback is written before the callback returns, so the node
+    # answers while the driver finishes the read. (With others in flight,
+    # the test above: one write when the read is done.)
+    conn, peer = connections()
+    peer.serve_startup()
+    assert conn.connected_event.wait(WAIT)
+    writes: List[bytes] = []
+    written_before_return: List[int] = []
+
+    def spy() -> None:
+        conn._protocol.transport = WriteSpy(conn._protocol.transport, writes)
+
+    def unspy() -> None:
+        conn._protocol.transport = conn._protocol.transport.transport
+
+    def follow_up(response: Any) -> None:
+        query(conn, "SELECT follow_up")
+        written_before_return.append(sum(chunk.count(b"SELECT follow_up") for chunk in writes))
+
+    on_loop(conn, spy)
+    try:
+        query(conn, "SELECT first", follow_up)
+        first = peer.read_request()
+        peer.send_bytes(peer.cql.send(first.stream, peer.session.handle(first.message, first.version, first.stream),
+                                      version=first.version))
+        assert peer.read_request().message.query == "SELECT follow_up"
+    finally:
+        on_loop(conn, unspy)
+    assert written_before_return == [1]
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
