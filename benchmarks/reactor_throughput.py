@@ -48,6 +48,7 @@ from benchmarks._common import LISTENING, NodeProcess, machine, median, percenti
 QUERY = "SELECT release_version FROM system.local WHERE key = ?"
 ALL_REACTORS = ["transport", "transport-uvloop", "libev", "asyncio"]
 BASELINE = "libev"
+WARM_UP = 2000  # queries each client runs before the measured ones (fewer if it measures fewer)
 PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_canned_peer.py")
 
 
@@ -128,6 +129,11 @@ class GarbageCount:
             self.collected += info["collected"]
 
 
+def warm_up(queries: int) -> int:
+    """The unmeasured queries a client runs before measuring `queries`."""
+    return min(WARM_UP, queries)
+
+
 def worker(args: argparse.Namespace) -> None:
     """One measurement, in this process: print one JSON line."""
     if args.cpu is not None:  # before the driver starts a thread: they all inherit it
@@ -172,7 +178,7 @@ def worker(args: argparse.Namespace) -> None:
         # stream id), which the canned peer answers from its cache.
         session.use_client_timestamp = False
         statement = session.prepare(QUERY)
-        run(session, statement, min(2000, args.queries), args.concurrency)  # warm up
+        run(session, statement, warm_up(args.queries), args.concurrency)
         if args.profile:
             import cProfile
 

@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
 from typing import Callable, Dict, List, Tuple, cast
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import (  # noqa: E402
-    bystander, connection_setup, fixture_cost, load, long_run_memory, memory, node_capacity, reactor_throughput,
+    bystander, connection_setup, fixture_cost, load, long_run_memory, memory, node_capacity, reactor_instructions,
+    reactor_throughput,
 )
 from benchmarks._common import machine, table  # noqa: E402
 
@@ -53,6 +55,21 @@ def reactor_section(quick: bool) -> Section:
             rows.append({"benchmark": f"objects the cyclic GC collected per 10,000 queries, TLS 1.3, C = "
                                       f"{concurrency}: transport / libev",
                          "figure": f"{ours['gc_collected']:,.0f} / {base['gc_collected']:,.0f}", "target": "0 / -"})
+    return str(result["report"]), rows
+
+
+def instructions_section(quick: bool) -> Section:
+    result = reactor_instructions.collect(concurrencies=(1, 128) if quick else (1, 16, 128),
+                                          fewer=200 if quick else 1000, more=600 if quick else 5000)
+    counts = result["counts"]
+    rows: Rows = []
+    for transport, label in (("tls", "TLS 1.3"), ("plain", "plain")):
+        for concurrency in (1, 16, 128):
+            ours, base = counts.get((transport, concurrency, "transport")), counts.get((transport, concurrency, "libev"))
+            if ours and base:
+                rows.append({"benchmark": f"client instructions per query, transport reactor / libev, {label}, "
+                                          f"C = {concurrency}",
+                             "figure": f"{ours / base:.3f}x ({ours:,.0f} / {base:,.0f})", "target": "≤ 1.0x"})
     return str(result["report"]), rows
 
 
@@ -126,6 +143,7 @@ def long_run_section(quick: bool) -> Section:
 # In the order of the README's table and of RESULTS.md.
 SECTIONS: Dict[str, Callable[[bool], Section]] = {
     "reactor_throughput": reactor_section,
+    "reactor_instructions": instructions_section,
     "node_capacity": node_section,
     "fixture_cost": fixture_section,
     "connection_setup": setup_section,
@@ -177,6 +195,9 @@ def main() -> None:
     parser.add_argument("--only", type=parse_only, default=list(SECTIONS),
                         help=f"comma-separated, from: {', '.join(SECTIONS)}")
     args = parser.parse_args()
+    if "reactor_instructions" in args.only and shutil.which("valgrind") is None:
+        raise SystemExit(f"run_all.py: reactor_instructions: {reactor_instructions.VALGRIND_MISSING}; "
+                         f"or leave it out with --only")
     results_path = os.path.join(ROOT, "benchmarks", "RESULTS.md")
     readme_path = os.path.join(ROOT, "README.md")
     with open(results_path) as handle:
