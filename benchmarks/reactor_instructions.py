@@ -5,8 +5,8 @@ On a shared 2-CPU VM a client's CPU time per query spreads by a third from
 one run to the next (reactor_throughput.py shows it), more than the
 difference between two good reactors. The user-space instructions a client
 executes, counted by valgrind (cachegrind, no cache simulation), move by
-one or two per cent (the threads interleave differently). Each count runs
-reactor_throughput's client (same driver set-up, same prepared query,
+two or three per cent at most (the threads interleave differently). Each
+count runs reactor_throughput's client (same driver set-up, same prepared query,
 same peer) under valgrind twice, with fewer and with more queries; the
 difference divided by the difference in queries run (warm-ups included)
 is the cost of one query: start-up and connection cancel out.
